@@ -54,3 +54,11 @@ def format_number(value: float | int | str) -> str:
     if float(value).is_integer():
         return str(int(value))
     return repr(float(value))
+
+
+CALCULATOR_ANNOTATION = re.compile(r"<<[^<>]*>>")
+
+
+def strip_calculator_annotations(solution: str) -> str:
+    """GSM8K's `<<48/2=24>>24` -> `24`."""
+    return CALCULATOR_ANNOTATION.sub("", solution)
