@@ -1,0 +1,214 @@
+"""Evaluation metrics over verdicts: accuracy with a bootstrap interval, unbiased pass@k,
+maj@k, and robustness as GSM-Symbolic reports it (per-set accuracy distribution and the
+drop under each perturbation).
+
+Everything here is pure: it takes records and returns plain dicts, so a report can be
+rebuilt from the files of a run without re-running anything.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from reasonloop.errors import ReasonloopError
+from reasonloop.records import VERDICT_STATUSES, Attempt, Problem, Verdict
+from reasonloop.text import format_number
+
+STRATEGIES = ("greedy", "sample", "majority")
+CORRECT_VOTE = "\x00correct"  # every verified-correct sample votes for the reference
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k of Chen et al. (2021): 1 - C(n-c, k) / C(n, k), computed stably."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+def bootstrap_ci(
+    scores: Sequence[float], *, level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> list[float]:
+    """Percentile bootstrap interval of the mean of per-problem scores."""
+    values = np.asarray(scores, dtype=float)
+    if values.size == 0:
+        return [math.nan, math.nan]
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return [float(low), float(high)]
+
+
+def answer_key(extracted: str | None) -> str | None:
+    """Votes for equal answers must match: '12', '12.0' and ' 12' are one vote."""
+    if extracted is None or not extracted.strip():
+        return None
+    return format_number(extracted.strip())
+
+
+def majority_correct(verdicts: Sequence[Verdict]) -> bool:
+    """Whether the most frequent answer among the samples is correct.
+
+    Correct samples all vote for the reference; the others vote for their extracted
+    answer; samples without an answer (no_answer, timeout, error) abstain. A tie goes to
+    the answer seen first, so the result does not depend on dict order.
+    """
+    votes = Counter()
+    for verdict in verdicts:
+        vote = CORRECT_VOTE if verdict.correct else answer_key(verdict.extracted)
+        if vote is not None and (verdict.correct or verdict.status == "incorrect"):
+            votes[vote] += 1
+    if not votes:
+        return False
+    return votes.most_common(1)[0][0] == CORRECT_VOTE
+
+
+@dataclass
+class ProblemResult:
+    """One problem's verdicts in sample order, and its attempts' token counts."""
+
+    problem: Problem
+    verdicts: list[Verdict] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.verdicts)
+
+    @property
+    def n_correct(self) -> int:
+        return sum(v.correct for v in self.verdicts)
+
+    def score(self, strategy: str) -> float:
+        """The strategy's headline score for this problem."""
+        if strategy == "greedy":
+            return float(self.verdicts[0].correct)
+        if strategy == "majority":
+            return float(majority_correct(self.verdicts))
+        return self.n_correct / self.n
+
+
+def group_results(
+    problems: Sequence[Problem], attempts: Iterable[Attempt], verdicts: Iterable[Verdict]
+) -> list[ProblemResult]:
+    """Join verdicts (and attempt token counts) to problems by problem_id and sample_index."""
+    by_id = {p.id: ProblemResult(p) for p in problems}
+    indexed: dict[str, dict[int, Verdict]] = defaultdict(dict)
+    for verdict in verdicts:
+        if verdict.problem_id not in by_id:
+            raise ReasonloopError(f"verdict for unknown problem {verdict.problem_id!r} (not in the suite's problems)")
+        indexed[verdict.problem_id][verdict.sample_index or 0] = verdict
+    tokens: dict[str, dict[int, int]] = defaultdict(dict)
+    for attempt in attempts:
+        tokens[attempt.problem_id][attempt.sample_index] = attempt.tokens
+    missing = [pid for pid in by_id if pid not in indexed]
+    if missing:
+        raise ReasonloopError(f"{len(missing)} of {len(by_id)} problems have no verdict (first: {missing[0]!r})")
+    for pid, result in by_id.items():
+        result.verdicts = [indexed[pid][i] for i in sorted(indexed[pid])]
+        result.tokens = [tokens[pid][i] for i in sorted(tokens[pid])]
+    return list(by_id.values())
+
+
+def default_ks(n: int) -> list[int]:
+    """1, 2, 4, ... up to n, and n itself."""
+    ks = [k for k in (2**i for i in range(n.bit_length())) if k <= n]
+    return sorted(set(ks + [n]))
+
+
+def compute_metrics(
+    problems: Sequence[Problem],
+    attempts: Iterable[Attempt],
+    verdicts: Iterable[Verdict],
+    *,
+    suite: str,
+    strategy: str = "greedy",
+    ks: Sequence[int] | None = None,
+    seed: int = 0,
+) -> dict:
+    """metrics.json for one run (see docs/evaluation.md for every field)."""
+    if strategy not in STRATEGIES:
+        raise ReasonloopError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    results = group_results(problems, attempts, verdicts)
+    n_samples = min(r.n for r in results)
+    ks = sorted(k for k in (ks or default_ks(n_samples)) if 1 <= k <= n_samples)
+    scores = [r.score(strategy) for r in results]
+    all_tokens = [t for r in results for t in r.tokens]
+    return {
+        "suite": suite,
+        "strategy": strategy,
+        "n_problems": len(results),
+        "n_samples": n_samples,
+        "accuracy": float(np.mean(scores)),
+        "accuracy_ci95": bootstrap_ci(scores, seed=seed),
+        "pass_at_k": {str(k): float(np.mean([pass_at_k(r.n, r.n_correct, k) for r in results])) for k in ks},
+        "maj_at_k": {str(k): float(np.mean([majority_correct(r.verdicts[:k]) for r in results])) for k in ks},
+        "mean_tokens": float(np.mean(all_tokens)) if all_tokens else 0.0,
+        "by_steps": accuracy_by(results, scores, lambda p: p.meta.get("steps")),
+        "status_counts": status_counts(results),
+        "robustness": robustness(results, scores),
+    }
+
+
+def status_counts(results: Sequence[ProblemResult]) -> dict[str, int]:
+    counts = Counter(v.status for r in results for v in r.verdicts)
+    return {status: counts.get(status, 0) for status in VERDICT_STATUSES}
+
+
+def accuracy_by(results: Sequence[ProblemResult], scores: Sequence[float], key) -> dict[str, dict]:
+    """{"3": {"n": 120, "accuracy": 0.41}, ...} for problems whose key is not None."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for result, score in zip(results, scores):
+        value = key(result.problem)
+        if value is not None:
+            groups[str(value)].append(score)
+    order = sorted(groups, key=lambda g: (len(g), g))  # "2" before "10"
+    return {g: {"n": len(groups[g]), "accuracy": float(np.mean(groups[g]))} for g in order}
+
+
+def robustness(results: Sequence[ProblemResult], scores: Sequence[float]) -> dict | None:
+    """GSM-Symbolic-style robustness, or None when the problems carry no template instances.
+
+    Instance *sets*: set i holds the i-th instance of every template (the paper's 50 sets);
+    its accuracy is one draw of "accuracy on this benchmark". Perturbed problems
+    (meta["perturbation"]) are kept out of the sets and compared with the originals.
+    """
+    originals = [(r, s) for r, s in zip(results, scores) if not r.problem.meta.get("perturbation")]
+    sets: dict[int, list[float]] = defaultdict(list)
+    for result, score in originals:
+        meta = result.problem.meta
+        if meta.get("template") is not None and isinstance(meta.get("index"), int):
+            sets[meta["index"]].append(score)
+    perturbed = accuracy_by(results, scores, lambda p: p.meta.get("perturbation") or None)
+    if len(sets) < 2 and not perturbed:
+        return None
+    set_accuracies = [float(np.mean(sets[i])) for i in sorted(sets)]
+    original = float(np.mean([s for _, s in originals])) if originals else None
+    if len(sets) >= 2:
+        summary = describe_distribution(set_accuracies)
+    else:
+        set_accuracies, summary = [], dict.fromkeys(("mean", "std", "min", "max"))
+    return {
+        "sets": set_accuracies,
+        **summary,
+        "original_accuracy": original,
+        "perturbations": {
+            kind: {"n": g["n"], "accuracy": g["accuracy"],
+                   "drop": None if original is None else original - g["accuracy"]}
+            for kind, g in perturbed.items()
+        },
+    }
+
+
+def describe_distribution(values: Sequence[float]) -> dict[str, float]:
+    """mean, sample standard deviation (ddof=1, as across the paper's 50 sets), min, max."""
+    array = np.asarray(values, dtype=float)
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)),
+            "min": float(array.min()), "max": float(array.max())}

@@ -1,0 +1,163 @@
+import itertools
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reasonloop.errors import ReasonloopError
+from reasonloop.evaluate.metrics import (
+    bootstrap_ci,
+    compute_metrics,
+    default_ks,
+    majority_correct,
+    pass_at_k,
+)
+from reasonloop.records import Attempt, Problem, Verdict
+
+
+def brute_force_pass_at_k(n: int, c: int, k: int) -> float:
+    """Fraction of all k-subsets of n samples (c correct) that hold a correct one."""
+    samples = [True] * c + [False] * (n - c)
+    subsets = list(itertools.combinations(range(n), k))
+    return sum(any(samples[i] for i in subset) for subset in subsets) / len(subsets)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))
+def test_pass_at_k_matches_brute_force_over_all_subsets(nck):
+    n, c, k = nck
+    assert pass_at_k(n, c, k) == pytest.approx(brute_force_pass_at_k(n, c, k), abs=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(2, 40), st.floats(0.05, 0.95), st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_pass_at_k_matches_monte_carlo_estimate_on_synthetic_data(n, p, k, seed):
+    # synthetic model: each problem's samples are correct with probability p; the average of
+    # the unbiased estimator over many problems must match drawing k fresh samples directly
+    k = min(k, n)
+    rng = random.Random(seed)
+    problems = 3000
+    estimates = []
+    direct = 0
+    for _ in range(problems):
+        c = sum(rng.random() < p for _ in range(n))
+        estimates.append(pass_at_k(n, c, k))
+        direct += any(rng.random() < p for _ in range(k))
+    assert sum(estimates) / problems == pytest.approx(1 - (1 - p) ** k, abs=0.04)
+    assert direct / problems == pytest.approx(1 - (1 - p) ** k, abs=0.04)
+
+
+def test_pass_at_k_rejects_impossible_counts():
+    with pytest.raises(ValueError):
+        pass_at_k(4, 5, 1)
+    with pytest.raises(ValueError):
+        pass_at_k(4, 1, 5)
+
+
+def verdict(status, extracted=None, index=0, pid="p"):
+    return Verdict(status=status, extracted=extracted, problem_id=pid, sample_index=index)
+
+
+def test_majority_vote_counts_equal_answers_together_and_ignores_abstentions():
+    wrong_twice = [verdict("correct", "5"), verdict("incorrect", "7"), verdict("incorrect", "7.0")]
+    assert not majority_correct(wrong_twice)
+    abstaining = [verdict("correct", "5"), verdict("no_answer"), verdict("timeout", "7"), verdict("error")]
+    assert majority_correct(abstaining)
+    assert not majority_correct([verdict("no_answer")])
+    # tie: the answer seen first wins, whatever the order of the dict
+    assert majority_correct([verdict("correct", "5"), verdict("incorrect", "7")])
+    assert not majority_correct([verdict("incorrect", "7"), verdict("correct", "5")])
+
+
+def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_more_data():
+    rng = random.Random(1)
+    small = [float(rng.random() < 0.6) for _ in range(50)]
+    large = [float(rng.random() < 0.6) for _ in range(2000)]
+    for scores in (small, large):
+        low, high = bootstrap_ci(scores)
+        assert low <= sum(scores) / len(scores) <= high
+    assert (bootstrap_ci(large)[1] - bootstrap_ci(large)[0]) < (bootstrap_ci(small)[1] - bootstrap_ci(small)[0])
+    assert bootstrap_ci(small, seed=3) == bootstrap_ci(small, seed=3)
+    # the normal approximation of a proportion's 95% interval: half-width 1.96 * sqrt(p(1-p)/n)
+    p = sum(large) / len(large)
+    half = 1.96 * math.sqrt(p * (1 - p) / len(large))
+    low, high = bootstrap_ci(large)
+    assert (high - low) / 2 == pytest.approx(half, rel=0.1)
+
+
+def test_default_ks_are_powers_of_two_and_n():
+    assert default_ks(1) == [1]
+    assert default_ks(6) == [1, 2, 4, 6]
+    assert default_ks(8) == [1, 2, 4, 8]
+
+
+def make_run(outcomes, meta=None):
+    """outcomes: per problem, a list of (status, extracted) per sample."""
+    problems, attempts, verdicts = [], [], []
+    for i, samples in enumerate(outcomes):
+        problem = Problem(id=f"p{i}", question=f"q{i}", answer="5", meta=(meta or {}).get(i, {}))
+        problems.append(problem)
+        for j, (status, extracted) in enumerate(samples):
+            attempts.append(Attempt(problem_id=problem.id, prompt="", completion="", sample_index=j, tokens=10 * (j + 1)))
+            verdicts.append(verdict(status, extracted, j, problem.id))
+    return problems, attempts, verdicts
+
+
+def test_metrics_of_a_small_run_by_hand():
+    outcomes = [
+        [("correct", "5"), ("incorrect", "4"), ("correct", "5"), ("no_answer", None)],
+        [("incorrect", "4"), ("incorrect", "4"), ("correct", "5"), ("incorrect", "3")],
+        [("incorrect", "1"), ("incorrect", "2"), ("timeout", None), ("incorrect", "3")],
+    ]
+    problems, attempts, verdicts = make_run(outcomes, {0: {"steps": 2}, 1: {"steps": 2}, 2: {"steps": 10}})
+    sample = compute_metrics(problems, attempts, verdicts, suite="s", strategy="sample")
+    assert sample["n_problems"] == 3 and sample["n_samples"] == 4
+    assert sample["accuracy"] == pytest.approx((2 / 4 + 1 / 4 + 0) / 3)
+    assert sample["pass_at_k"]["1"] == pytest.approx(sample["accuracy"])
+    assert sample["pass_at_k"]["4"] == pytest.approx(2 / 3)
+    assert list(sample["pass_at_k"]) == ["1", "2", "4"]
+    assert sample["maj_at_k"]["4"] == pytest.approx(1 / 3)  # only problem 0 votes 5 most often
+    assert sample["maj_at_k"]["1"] == pytest.approx(1 / 3)  # first samples: correct, wrong, wrong
+    assert sample["mean_tokens"] == pytest.approx(25.0)
+    assert sample["status_counts"] == {"correct": 3, "incorrect": 7, "no_answer": 1, "timeout": 1, "error": 0}
+    assert list(sample["by_steps"]) == ["2", "10"]
+    assert sample["by_steps"]["2"] == {"n": 2, "accuracy": pytest.approx(3 / 8)}
+    assert sample["robustness"] is None
+    greedy = compute_metrics(problems, attempts, verdicts, suite="s", strategy="greedy")
+    assert greedy["accuracy"] == pytest.approx(1 / 3)
+    majority = compute_metrics(problems, attempts, verdicts, suite="s", strategy="majority")
+    assert majority["accuracy"] == pytest.approx(sample["maj_at_k"]["4"])
+    low, high = sample["accuracy_ci95"]
+    assert 0 <= low <= sample["accuracy"] <= high <= 1
+
+
+def test_robustness_sets_and_perturbation_drop():
+    # 3 templates x 2 instance sets, plus renamed copies of set 0
+    outcomes, meta = [], {}
+    plan = [("t1", 0, None, "correct"), ("t2", 0, None, "correct"), ("t3", 0, None, "incorrect"),
+            ("t1", 1, None, "correct"), ("t2", 1, None, "incorrect"), ("t3", 1, None, "incorrect"),
+            ("t1", 0, "rename", "incorrect"), ("t2", 0, "rename", "correct"), ("t3", 0, "rename", "incorrect")]
+    for i, (template, index, perturbation, status) in enumerate(plan):
+        outcomes.append([(status, "5" if status == "correct" else "1")])
+        meta[i] = {"template": template, "index": index, "perturbation": perturbation}
+    metrics = compute_metrics(*make_run(outcomes, meta), suite="s")
+    rob = metrics["robustness"]
+    assert rob["sets"] == pytest.approx([2 / 3, 1 / 3])
+    assert rob["mean"] == pytest.approx(0.5)
+    assert rob["std"] == pytest.approx(math.sqrt(2 * (1 / 6) ** 2))  # sample std of the two sets
+    assert (rob["min"], rob["max"]) == (pytest.approx(1 / 3), pytest.approx(2 / 3))
+    assert rob["original_accuracy"] == pytest.approx(0.5)
+    assert rob["perturbations"]["rename"] == {"n": 3, "accuracy": pytest.approx(1 / 3), "drop": pytest.approx(0.5 - 1 / 3)}
+
+
+def test_missing_verdicts_and_unknown_strategy_are_clear_errors():
+    problems, attempts, verdicts = make_run([[("correct", "5")], [("correct", "5")]])
+    with pytest.raises(ReasonloopError, match="1 of 2 problems have no verdict"):
+        compute_metrics(problems, attempts, verdicts[:1], suite="s")
+    with pytest.raises(ReasonloopError, match="choose one of: greedy, sample, majority"):
+        compute_metrics(problems, attempts, verdicts, suite="s", strategy="best")
+    stray = verdict("correct", "5", 0, "nope")
+    with pytest.raises(ReasonloopError, match="unknown problem 'nope'"):
+        compute_metrics(problems, attempts, verdicts + [stray], suite="s")
