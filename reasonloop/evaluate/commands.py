@@ -1,0 +1,141 @@
+"""`reasonloop eval`, `suites`, `contamination` and `decontaminate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+STRATEGY_HELP = "greedy (1 sample, temperature 0), sample (n samples: pass@k) or majority (n samples, majority vote)."
+
+
+def eval_command(
+    suite: str = typer.Option(..., "--suite", "-s", help="Suite name (see `reasonloop suites`) or a suite .yaml file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory to write (resumed if it exists)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model dir, .gguf file, Hub id or server URL."),
+    attempts: Optional[Path] = typer.Option(None, help="Grade these Attempt records instead of generating."),
+    strategy: Optional[str] = typer.Option(None, help=STRATEGY_HELP),
+    n: Optional[int] = typer.Option(None, "--n", "-n", help="Samples per problem for sample / majority."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate only the first N problems."),
+    data: Optional[str] = typer.Option(None, help="Dataset path or template dir replacing the suite's source."),
+    backend: str = typer.Option("auto", help="Model backend: auto, hf, openai, vllm."),
+    batch_size: int = typer.Option(16, help="Problems per generation batch (part of the cache key)."),
+    as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
+) -> None:
+    """Evaluate a model on a suite and write a run directory (manifest, records, metrics)."""
+    from reasonloop.errors import ReasonloopError
+    from reasonloop.evaluate.runner import evaluate_attempts, evaluate_suite
+
+    if strategy is not None and strategy not in ("greedy", "sample", "majority"):
+        raise ReasonloopError(f"unknown strategy {strategy!r}; choose one of: greedy, sample, majority")
+    if (model is None) == (attempts is None):
+        raise ReasonloopError("give exactly one of --model (generate) or --attempts (grade existing completions)")
+    if attempts is not None:
+        from reasonloop.records import Attempt, load
+
+        metrics = evaluate_attempts(load(attempts, Attempt), suite, out, data=data, strategy=strategy)
+    else:
+        from reasonloop.evaluate.suites import load_suite
+        from reasonloop.models import load_generator
+
+        chosen = load_suite(suite)  # fail on a bad suite before loading a model
+        generator = load_generator(model, backend=backend)
+        metrics = evaluate_suite(generator, chosen, out, model_dir=model, data=data, limit=limit,
+                                 strategy=strategy, n=n, batch_size=batch_size)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+    else:
+        print_metrics(metrics, out)
+
+
+def print_metrics(metrics: dict, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    low, high = metrics["accuracy_ci95"]
+    table = Table(title=f"{metrics['suite']} ({metrics['strategy']}, {metrics['n_problems']} problems "
+                        f"x {metrics['n_samples']} samples)")
+    for column in ("metric", "value"):
+        table.add_column(column)
+    table.add_row("accuracy", f"{100 * metrics['accuracy']:.1f}%  [95% CI {100 * low:.1f}-{100 * high:.1f}]")
+    for k, value in metrics["pass_at_k"].items():
+        table.add_row(f"pass@{k} / maj@{k}", f"{100 * value:.1f}% / {100 * metrics['maj_at_k'][k]:.1f}%")
+    table.add_row("mean tokens", f"{metrics['mean_tokens']:.1f}")
+    table.add_row("verdicts", ", ".join(f"{s} {c}" for s, c in metrics["status_counts"].items() if c))
+    robustness = metrics.get("robustness")
+    if robustness and robustness.get("sets"):
+        table.add_row(f"instance sets ({len(robustness['sets'])})",
+                      f"mean {100 * robustness['mean']:.1f}% ± {100 * robustness['std']:.1f}, "
+                      f"range {100 * robustness['min']:.1f}-{100 * robustness['max']:.1f}%")
+    for kind, result in (robustness or {}).get("perturbations", {}).items():
+        drop = "" if result["drop"] is None else f" (drop {100 * result['drop']:+.1f} points)"
+        table.add_row(f"perturbed: {kind}", f"{100 * result['accuracy']:.1f}%{drop}")
+    console = Console()
+    console.print(table)
+    console.print(f"run written to {out}")
+
+
+def suites_command() -> None:
+    """List the built-in suites and their perturbation variants."""
+    from reasonloop.evaluate.suites import known_suites, load_suite
+
+    for name in known_suites():
+        suite = load_suite(name)
+        typer.echo(f"{name:<28} {suite.description}" + (f" + {suite.perturb} perturbation" if suite.perturb else ""))
+
+
+def load_suites(names: List[str], data: Optional[str]):
+    from reasonloop.evaluate.suites import load_suite, suite_problems
+
+    return {name: suite_problems(load_suite(name), data=data) for name in names}
+
+
+def contamination_command(
+    train: Path = typer.Argument(..., help="Training JSONL (any fields: every string in a row is checked)."),
+    suite: List[str] = typer.Option(..., "--suite", "-s", help="Suite(s) to check against."),
+    data: Optional[str] = typer.Option(None, help="Dataset path or template dir replacing the suite's source."),
+    ngram: int = typer.Option(13, "--ngram", help="Word n-gram size."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+) -> None:
+    """List training rows that share an n-gram with a suite's questions."""
+    from reasonloop.evaluate.contamination import check_contamination
+
+    report = check_contamination(train, load_suites(suite, data), n=ngram)
+    print_report(report, as_json)
+
+
+def decontaminate_command(
+    train: Path = typer.Argument(..., help="Training JSONL to clean."),
+    suite: List[str] = typer.Option(..., "--suite", "-s", help="Suite(s) whose questions must not leak."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the kept rows."),
+    data: Optional[str] = typer.Option(None, help="Dataset path or template dir replacing the suite's source."),
+    ngram: int = typer.Option(13, "--ngram", help="Word n-gram size."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+) -> None:
+    """Write TRAIN without the rows that overlap a suite, and report how many were removed."""
+    from reasonloop.evaluate.contamination import decontaminate
+
+    report = decontaminate(train, load_suites(suite, data), out, n=ngram)
+    print_report(report, as_json)
+    if not as_json:
+        typer.echo(f"removed {len(report.flagged_lines)} of {report.rows} rows; kept rows written to {out}")
+
+
+def print_report(report, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        return
+    for flag in report.flags:
+        typer.echo(f"{report.path}:{flag.line}  {flag.suite}/{flag.problem_id}  shares {report.n}-gram "
+                   f"\"{flag.ngram}\"")
+    counts = ", ".join(f"{s}: {c} items" for s, c in report.by_suite().items()) or "none"
+    typer.echo(f"{len(report.flagged_lines)} of {report.rows} training rows overlap ({counts})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
+    app.command("suites")(suites_command)
+    app.command("contamination")(contamination_command)
+    app.command("decontaminate")(decontaminate_command)
