@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
 
 from reasonloop.atomic import atomic_write_bytes
 from reasonloop.errors import ReasonloopError
@@ -90,6 +90,37 @@ class ItemCache:
     def shards(self) -> list[Path]:
         return sorted(self.root.glob(SHARD_GLOB)) if self.root.exists() else []
 
+    def quarantined(self) -> list[Path]:
+        folder = self.root / "corrupt"
+        return sorted(folder.iterdir()) if folder.exists() else []
+
+    def stats(self) -> dict[str, Any]:
+        shards = self.shards()
+        return {
+            "path": str(self.root),
+            "items": len(self),
+            "shards": len(shards),
+            "bytes": sum(p.stat().st_size for p in shards),
+            "corrupt": len(self.quarantined()),
+        }
+
+    def compact(self, keep: Callable[[str], bool] | None = None) -> dict[str, int]:
+        """Rewrite all shards as one (dropping entries `keep` rejects) and purge quarantined files.
+
+        The merged shard is written before the old ones are removed, so a crash in between
+        leaves duplicates (harmless: same key, same value), never a loss.
+        """
+        old_shards, index = self.shards(), dict(self.index)
+        kept = {k: v for k, v in index.items() if keep is None or keep(k)}
+        self._index = {}
+        merged = self.put_many(kept)
+        for path in old_shards:
+            if path != merged:
+                path.unlink(missing_ok=True)
+        for path in self.quarantined():
+            path.unlink(missing_ok=True)
+        return {"kept": len(kept), "dropped": len(index) - len(kept), "shards_removed": len(old_shards)}
+
     def _load(self) -> dict[str, Any]:
         index: dict[str, Any] = {}
         for path in self.shards():
@@ -130,6 +161,36 @@ def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+class BatchRunner(Protocol):
+    """Runs `fn` over batches, yielding (batch index, results) as batches finish (any order).
+
+    `reasonloop.pipeline.executors` provides inline, process-pool and Ray runners.
+    """
+
+    def map_unordered(self, fn: Callable[[Any], list[Any]], batches: Sequence[Any]) -> Iterator[tuple[int, list[Any]]]: ...
+
+
+class InlineRunner:
+    """Computes batches one after another in this process."""
+
+    def map_unordered(self, fn: Callable[[Any], list[Any]], batches: Sequence[Any]) -> Iterator[tuple[int, list[Any]]]:
+        for index, batch in enumerate(batches):
+            yield index, fn(batch)
+
+
+def missing_chunks(keys: Sequence[str], cache: ItemCache, batch_size: int) -> list[list[int]]:
+    """Indices of uncached items, grouped by fixed chunks of the distinct keys.
+
+    Chunk boundaries depend only on `keys`, never on what is cached, so a batch recomputed
+    after an interruption holds exactly the items it held in an uninterrupted run (batched
+    sampling, whose output depends on the batch, then gives the same bytes).
+    """
+    first_index = {key: i for i, key in reversed(list(enumerate(keys)))}
+    distinct = sorted(first_index.values())
+    chunks = ([i for i in chunk if keys[i] not in cache] for chunk in batched(distinct, batch_size))
+    return [chunk for chunk in chunks if chunk]
+
+
 def map_cached(
     items: Sequence[T],
     keys: Sequence[str],
@@ -138,18 +199,20 @@ def map_cached(
     *,
     batch_size: int = 64,
     on_batch: Callable[[int], None] | None = None,
+    runner: BatchRunner | None = None,
 ) -> list[Any]:
     """Results for `items` in order, computing only the ones whose key is not cached.
 
-    Missing items are computed in batches; each batch is written as one shard before the
-    next starts, so an interrupted run loses at most the batch in flight.
+    Missing items are computed in batches (by `runner`, inline by default); each finished
+    batch is written as one shard at once, so an interrupted run loses at most the
+    batches in flight. `compute` must be picklable for process-pool and Ray runners.
     """
     if len(items) != len(keys):
         raise ValueError(f"{len(items)} items but {len(keys)} keys")
-    first_index = {key: i for i, key in reversed(list(enumerate(keys)))}
-    missing = sorted(i for key, i in first_index.items() if key not in cache)
-    for chunk in batched(missing, batch_size):
-        values = compute([items[i] for i in chunk])
+    chunks = missing_chunks(keys, cache, batch_size)
+    batches = [[items[i] for i in chunk] for chunk in chunks]
+    for index, values in (runner or InlineRunner()).map_unordered(compute, batches):
+        chunk = chunks[index]
         if len(values) != len(chunk):
             raise ValueError(f"compute returned {len(values)} results for {len(chunk)} items")
         cache.put_many({keys[i]: v for i, v in zip(chunk, values)})

@@ -1,0 +1,288 @@
+"""Run a recipe: stages in dependency order, loops for R rounds, every result cached.
+
+A stage whose key (its settings, its inputs' fingerprints, its code version and seed) is
+unchanged since the last run in the same run directory is not run again. Per-item stages
+(solve, verify, evaluate) also cache each item in the shared content-addressed cache, so a
+changed setting recomputes only the items it changes and a killed run resumes.
+
+    from reasonloop.pipeline import load_recipe, run_recipe
+    result = run_recipe(load_recipe("recipes/quickstart.yaml"), "runs/quickstart")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from reasonloop.atomic import atomic_write_json
+from reasonloop.cache import ItemCache, item_key
+from reasonloop.errors import ReasonloopError
+from reasonloop.pipeline.recipe import BASE_MODEL, Recipe, StageConfig, execution_order
+
+STAGE_FILE = "stage.json"
+MANIFEST_FORMAT = 1
+PIPELINE_PACKAGES = ("torch", "transformers", "trl", "datasets", "accelerate", "peft", "math-verify", "sympy",
+                     "pydantic", "ray", "reasoning-gym")
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("REASONLOOP_CACHE", Path.home() / ".cache" / "reasonloop"))
+
+
+@dataclass
+class StageOutput:
+    """What a stage left behind: a file or directory of some kind, and its content fingerprint."""
+
+    kind: str  # problems | model | attempts | verdicts | eval | report
+    path: str
+    fingerprint: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, run_dir: Path) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = os.path.relpath(self.path, run_dir)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], run_dir: Path) -> "StageOutput":
+        return cls(**{**data, "path": str(run_dir / data["path"])})
+
+
+@dataclass
+class RunContext:
+    """What stages share during a run."""
+
+    recipe: Recipe
+    run_dir: Path
+    cache_dir: Path
+    executor: Any  # reasonloop.pipeline.executors.Executor
+    progress: Callable[[str, int], Callable[[int], None]]  # (label, total) -> advance(n)
+    log: Callable[[str], None] = print
+    round: int = 0  # 1..R inside a loop, 0 outside
+
+    def cache(self, namespace: str) -> ItemCache:
+        return ItemCache(self.cache_dir / namespace)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    outputs: dict[str, StageOutput]
+    rounds: dict[str, list[StageOutput]]  # loop stages: one output per round
+    timings: dict[str, dict[str, Any]]
+
+
+def fingerprint_path(path: str | Path) -> str:
+    """sha256 over a file, or over a directory's file names and contents (sorted).
+
+    Files over 256 MiB are identified by name, size and mtime, so big base models are not
+    read in full on every run.
+    """
+    path, digest = Path(path), hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    for file in files:
+        digest.update(str(file.relative_to(path) if file != path else file.name).encode())
+        stat = file.stat()
+        if stat.st_size > 256 * 2**20:
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+            continue
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(2**20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:32]
+
+
+def base_model_output(recipe: Recipe) -> StageOutput | None:
+    if not recipe.model:
+        return None
+    model = recipe.model
+    if model.startswith(("http://", "https://", "vllm:")) or not Path(model).exists():
+        return StageOutput("model", model, item_key("model-name", model)[:32], {"remote": True})
+    return StageOutput("model", str(Path(model).resolve()), fingerprint_path(model))
+
+
+def stage_seed(recipe: Recipe, stage: StageConfig, round_index: int) -> int:
+    seed = recipe.seed if stage.seed is None else stage.seed
+    return seed + max(round_index - 1, 0) * 1000
+
+
+def stage_dir(run_dir: Path, name: str, round_index: int) -> Path:
+    return run_dir / name / f"round-{round_index}" if round_index else run_dir / name
+
+
+def run_recipe(
+    recipe: Recipe,
+    run_dir: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    executor: Any = None,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    log: Callable[[str], None] = print,
+) -> RunResult:
+    """Run every stage of `recipe` into `run_dir`, reusing whatever is already done."""
+    from reasonloop.pipeline import stages as _stages  # noqa: F401 - registers the stage kinds
+    from reasonloop.pipeline.executors import make_executor
+
+    run_dir = Path(run_dir).resolve()
+    own_executor = executor is None
+    if own_executor:
+        cfg = recipe.executor
+        executor = make_executor(cfg.kind, workers=cfg.workers, address=cfg.address)
+    ctx = RunContext(recipe, run_dir, Path(cache_dir or default_cache_dir()), executor, progress or no_progress, log)
+    manifest = pipeline_manifest(recipe, executor)
+    atomic_write_json(run_dir / "manifest.json", manifest)
+    outputs: dict[str, StageOutput] = {}
+    base = base_model_output(recipe)
+    if base:
+        outputs[BASE_MODEL] = base
+    rounds: dict[str, list[StageOutput]] = {}
+    timings: dict[str, dict[str, Any]] = {}
+    try:
+        for step in plan(recipe):
+            if isinstance(step, list):
+                run_loop(ctx, step, outputs, rounds, timings)
+            else:
+                run_stage(ctx, recipe.stage(step), outputs, 0, timings)
+    finally:
+        if own_executor:
+            executor.close()
+    manifest.update(finished_manifest(recipe, outputs, timings))
+    atomic_write_json(run_dir / "manifest.json", manifest)
+    return RunResult(run_dir, outputs, rounds, timings)
+
+
+def plan(recipe: Recipe) -> list[str | list[str]]:
+    """Execution order with the loop's stages grouped into one step where the first appears."""
+    order = execution_order(recipe)
+    inside = set(recipe.loop.stages) if recipe.loop else set()
+    steps: list[str | list[str]] = []
+    for name in order:
+        if name not in inside:
+            steps.append(name)
+        elif not any(isinstance(s, list) for s in steps):
+            steps.append([n for n in order if n in inside])
+    return steps
+
+
+def run_loop(ctx: RunContext, names: list[str], outputs, rounds, timings) -> None:
+    loop = ctx.recipe.loop
+    for round_index in range(1, loop.rounds + 1):
+        ctx.log(f"round {round_index}/{loop.rounds}")
+        fed: dict[str, dict[str, StageOutput]] = {}
+        if round_index > 1:
+            for target, producer in loop.feed.items():
+                stage_name, _, field_name = target.partition(".")
+                fed.setdefault(stage_name, {})[field_name] = outputs[producer]
+        for name in names:
+            output = run_stage(ctx, ctx.recipe.stage(name), outputs, round_index, timings, fed.get(name, {}))
+            rounds.setdefault(name, []).append(output)
+
+
+def stage_inputs(stage: StageConfig, outputs: dict[str, StageOutput], fed: dict[str, StageOutput]) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    for field_name, targets in stage.references().items():
+        if field_name in fed:
+            inputs[field_name] = fed[field_name]
+            continue
+        found = [outputs[t] for t in targets]
+        inputs[field_name] = found if isinstance(getattr(stage, field_name), list) else found[0]
+    return inputs
+
+
+def stage_key(stage: StageConfig, inputs: dict[str, Any], seed: int) -> str:
+    fingerprints = {k: [o.fingerprint for o in v] if isinstance(v, list) else v.fingerprint for k, v in inputs.items()}
+    return item_key(stage.kind, stage.version, stage.cache_settings(), fingerprints, seed)
+
+
+def run_stage(ctx: RunContext, stage: StageConfig, outputs, round_index: int, timings, fed=None) -> StageOutput:
+    ctx.round = round_index
+    inputs = stage_inputs(stage, outputs, fed or {})
+    seed = stage_seed(ctx.recipe, stage, round_index)
+    key = stage_key(stage, inputs, seed)
+    out_dir = stage_dir(ctx.run_dir, stage.name, round_index)
+    label = f"{stage.name}" + (f" (round {round_index})" if round_index else "")
+    start = time.perf_counter()
+    output = cached_stage_output(out_dir, key, ctx.run_dir)
+    status = "cached" if output else "computed"
+    if output is None:
+        ctx.log(f"stage {label}: {stage.kind}")
+        output = stage.run(ctx, inputs, out_dir, seed)
+        atomic_write_json(out_dir / STAGE_FILE, {"key": key, "kind": stage.kind, "seed": seed,
+                                                 "output": output.to_json(ctx.run_dir)})
+    else:
+        ctx.log(f"stage {label}: done earlier (same inputs and settings)")
+    outputs[stage.name] = output
+    timings[label] = {"status": status, "seconds": round(time.perf_counter() - start, 3), "seed": seed,
+                      "key": key, **({"metrics": output.meta["summary"]} if "summary" in output.meta else {})}
+    return output
+
+
+def cached_stage_output(out_dir: Path, key: str, run_dir: Path) -> StageOutput | None:
+    path = out_dir / STAGE_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        output = StageOutput.from_json(data["output"], run_dir)
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return output if data.get("key") == key and Path(output.path).exists() else None
+
+
+def no_progress(label: str, total: int) -> Callable[[int], None]:
+    return lambda n: None
+
+
+# ---------------------------------------------------------------- manifest
+
+
+def verifier_version() -> str | None:
+    try:
+        from reasonloop.verify import VERIFIER_VERSION
+    except ImportError:
+        return None
+    return VERIFIER_VERSION
+
+
+def pipeline_manifest(recipe: Recipe, executor: Any) -> dict[str, Any]:
+    from reasonloop.evaluate.rundir import make_manifest, package_versions
+
+    manifest = make_manifest(
+        kind="pipeline",
+        model=recipe.model,
+        verifier_version=verifier_version(),
+        seed=recipe.seed,
+        config=recipe.model_dump(mode="json"),
+        recipe=recipe.name,
+        executor={"kind": getattr(executor, "name", type(executor).__name__), "workers": getattr(executor, "workers", None)},
+    )
+    manifest["packages"] = package_versions(PIPELINE_PACKAGES)
+    manifest["complete"] = False
+    return manifest
+
+
+def finished_manifest(recipe: Recipe, outputs: dict[str, StageOutput], timings) -> dict[str, Any]:
+    models = {name: o.fingerprint for name, o in outputs.items() if o.kind == "model"}
+    return {
+        "complete": True,
+        "model_fingerprint": models.get(BASE_MODEL),
+        "model_fingerprints": models,
+        "seeds": {label: t["seed"] for label, t in timings.items()},
+        "stages": timings,
+    }
+
+
+def stage_kinds() -> dict[str, type[StageConfig]]:
+    from reasonloop.pipeline import stages as _stages  # noqa: F401
+    from reasonloop.pipeline.recipe import STAGE_KINDS
+
+    return STAGE_KINDS
+
+
+__all__ = ["RunContext", "RunResult", "StageOutput", "default_cache_dir", "fingerprint_path", "run_recipe",
+           "ReasonloopError"]
