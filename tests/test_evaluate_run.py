@@ -1,0 +1,112 @@
+"""evaluate_suite end to end: run directory, metrics, resume from the cache after an interrupt.
+
+The generator here is a small deterministic stand-in (the real tiny model is exercised in
+test_evaluate_tiny.py); grading is the real shared verifier.
+"""
+
+import hashlib
+import json
+
+import pytest
+
+from reasonloop.evaluate import evaluate_suite, load_suite, read_run
+from reasonloop.models.base import Completion
+from reasonloop.prompts import PromptFormat
+from reasonloop.records import Problem
+
+FORMAT = PromptFormat(name="test", prompt="Question: {question}\nAnswer:", stop=("\nQuestion:",))
+
+
+class ScriptedGenerator:
+    """Answers correctly when hash(prompt, seed, sample) is even; counts prompts generated."""
+
+    name = "scripted"
+
+    def __init__(self, answers, fail_after_calls=None):
+        self.answers = answers
+        self.calls = 0
+        self.prompts = 0
+        self.fail_after_calls = fail_after_calls
+
+    def fingerprint(self):
+        return "scripted-v1"
+
+    def generate(self, prompts, params):
+        if self.fail_after_calls is not None and self.calls >= self.fail_after_calls:
+            raise KeyboardInterrupt
+        self.calls += 1
+        self.prompts += len(prompts)
+        return [[self.complete(prompt, params, j) for j in range(params.n)] for prompt in prompts]
+
+    def complete(self, prompt, params, j):
+        question = prompt.removeprefix("Question: ").removesuffix("\nAnswer:")
+        digest = int(hashlib.sha256(f"{prompt}|{params.seed}|{j}".encode()).hexdigest(), 16)
+        answer = self.answers[question] if digest % 2 == 0 else str(int(self.answers[question]) + 1)
+        return Completion(text=f" So it is {answer}.\n#### {answer}", tokens=7)
+
+
+def make_problems(count=20):
+    return [Problem(question=f"What is {i} plus {i + 3}?", answer=str(2 * i + 3), meta={"steps": 1 + i % 3})
+            for i in range(count)]
+
+
+def run_eval(generator, problems, out, **kwargs):
+    return evaluate_suite(generator, load_suite("gsm8k"), out, problems=problems, prompt_format=FORMAT,
+                          progress=False, batch_size=4, **kwargs)
+
+
+def test_run_directory_and_metrics(tmp_path):
+    problems = make_problems()
+    generator = ScriptedGenerator({p.question: p.answer for p in problems})
+    metrics = run_eval(generator, problems, tmp_path / "run", strategy="sample", n=4)
+    run = read_run(tmp_path / "run", strict=True)
+    assert run.manifest["complete"] and run.manifest["strategy"] == "sample"
+    assert run.manifest["model_fingerprint"] == "scripted-v1" and run.manifest["verifier_version"]
+    assert run.manifest["sampling"]["n"] == 4 and run.manifest["sampling"]["temperature"] == 0.7
+    assert len(run.attempts) == 80 and len(run.verdicts) == 80
+    correct = sum(a.completion.endswith(p.answer) for p in problems for a in run.attempts if a.problem_id == p.id)
+    assert metrics["status_counts"]["correct"] == correct
+    assert metrics["accuracy"] == pytest.approx(correct / 80)
+    assert list(metrics["pass_at_k"]) == ["1", "2", "4"]
+    assert run.attempts[0].prompt == FORMAT.render_prompt(problems[0].question)
+    assert {v.sample_index for v in run.verdicts} == {0, 1, 2, 3}
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == metrics
+
+
+def test_interrupted_run_resumes_without_regenerating_and_gives_the_same_bytes(tmp_path):
+    problems = make_problems(22)  # 6 batches of 4 (the last holds 2)
+    answers = {p.question: p.answer for p in problems}
+    reference = ScriptedGenerator(answers)
+    run_eval(reference, problems, tmp_path / "whole", strategy="sample", n=2)
+    assert reference.calls == 6
+
+    interrupted = ScriptedGenerator(answers, fail_after_calls=4)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(interrupted, problems, tmp_path / "resumed", strategy="sample", n=2)
+    assert read_run(tmp_path / "resumed", records=False).manifest["complete"] is False
+    resumed = ScriptedGenerator(answers)
+    run_eval(resumed, problems, tmp_path / "resumed", strategy="sample", n=2)
+    assert (resumed.calls, resumed.prompts) == (2, 6)  # only the two unfinished batches
+    for name in ("attempts.jsonl", "verdicts.jsonl", "metrics.json", "problems.jsonl"):
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "resumed" / name).read_bytes(), name
+
+    again = ScriptedGenerator(answers)
+    run_eval(again, problems, tmp_path / "resumed", strategy="sample", n=2)
+    assert again.calls == 0
+    # another model fingerprint or sampling setting is not served from the cache
+    other = ScriptedGenerator(answers)
+    run_eval(other, problems, tmp_path / "resumed", strategy="sample", n=3)
+    assert other.calls == 6
+
+
+def test_failed_generations_are_error_verdicts(tmp_path):
+    problems = make_problems(3)
+
+    class Failing(ScriptedGenerator):
+        def complete(self, prompt, params, j):
+            return Completion(text="", finish_reason="error", error="prompt longer than the context window (512)")
+
+    metrics = run_eval(Failing({}), problems, tmp_path / "run")
+    assert metrics["status_counts"]["error"] == 3 and metrics["accuracy"] == 0.0
+    verdict = read_run(tmp_path / "run").verdicts[0]
+    assert verdict.reason == "generation failed: prompt longer than the context window (512)"
