@@ -1,0 +1,331 @@
+"""The transformers backend: local safetensors or GGUF weights, CPU or CUDA.
+
+Sampling runs its own short decode loop over the model's KV cache (left padding, one
+forward per step for the whole batch) instead of `model.generate`, so that every row has
+its own seed: a completion depends only on (model, prompt, seed, sample index, params),
+never on which other prompts share its batch. Each row draws its uniforms up front from a
+`torch.Generator` seeded by a hash of those, and samples by inverse CDF.
+
+    from reasonloop.models.hf import HFGenerator
+    from reasonloop.models.base import SamplingParams
+    gen = HFGenerator("runs/tiny")
+    gen.generate(["Question: 2 + 3?\\nAnswer:"], SamplingParams(n=4, temperature=0.8, seed=1))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from reasonloop.models.base import Completion, ModelError, Prompt, SamplingParams, apply_stop, register_backend
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+DEFINING_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+
+
+@dataclass
+class _Row:
+    """One sequence to sample: a prompt's tokens, its seed and how many tokens it may add."""
+
+    prompt_index: int
+    sample_index: int
+    ids: list[int]
+    seed: int
+    max_new: int
+
+
+def is_gguf(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"GGUF"
+
+
+def resolve_weights(model: str | Path, gguf_file: str | None = None) -> tuple[str, str | None]:
+    """(what to pass to `from_pretrained`, gguf file name or None); ModelError when it cannot exist."""
+    path = Path(model).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise ModelError(f"model {model}: a file must be a .gguf; otherwise pass the model directory")
+        return str(path.parent), path.name
+    if path.is_dir():
+        if gguf_file or (path / "config.json").is_file():
+            return str(path), gguf_file
+        ggufs = sorted(p.name for p in path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return str(path), ggufs[0]
+        found = f"several .gguf files ({', '.join(ggufs)}): pass gguf_file" if ggufs else "no config.json and no .gguf file"
+        raise ModelError(f"model {model}: {found}")
+    if str(model).startswith(("/", ".", "~")) or str(model).count("/") > 1 or os.sep + os.sep in str(model):
+        raise ModelError(f"model path {model} does not exist")
+    return str(model), gguf_file  # a Hub id: transformers looks in the local cache (and the Hub when online)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def weight_files(source: str, gguf_file: str | None) -> list[Path]:
+    """The files that determine a model's outputs, for its fingerprint."""
+    root = Path(source)
+    if not root.is_dir():
+        from huggingface_hub import snapshot_download
+
+        root = Path(snapshot_download(source, local_files_only=True))
+    if gguf_file:
+        return [root / gguf_file]
+    return sorted(p for p in root.iterdir() if p.suffix in WEIGHT_SUFFIXES or p.name in DEFINING_FILES)
+
+
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def hash_files(files: Sequence[Path]) -> str:
+    """sha256 over names and contents, cached by (path, size, mtime)."""
+    key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key not in _FINGERPRINTS:
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f.name.encode() + b"\0")
+            with open(f, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        _FINGERPRINTS[key] = digest.hexdigest()
+    return _FINGERPRINTS[key]
+
+
+def row_seed(seed: int, prompt_text: str, sample_index: int) -> int:
+    material = f"{seed}\0{sample_index}\0{prompt_text}".encode()
+    return int.from_bytes(hashlib.sha256(material).digest()[:8], "little") >> 1
+
+
+def sample_tokens(logits, temperature: float, top_p: float, uniforms):
+    """Next token per row: argmax when temperature is 0, else inverse-CDF sampling with top-p."""
+    import torch
+
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p >= 1:
+        cdf = probs.cumsum(-1)
+        order = None
+    else:
+        probs, order = probs.sort(dim=-1, descending=True)
+        probs = probs * ((probs.cumsum(-1) - probs) < top_p)  # keep the smallest prefix with mass >= top_p
+        cdf = probs.cumsum(-1)
+    picks = torch.searchsorted(cdf, (uniforms * cdf[:, -1]).unsqueeze(1), right=True).clamp(max=cdf.shape[1] - 1)
+    return (picks if order is None else order.gather(1, picks)).squeeze(1)
+
+
+@register_backend("hf")
+class HFGenerator:
+    """A transformers causal LM as a `Generator`. `model`: a directory, a `.gguf` file, or a Hub id."""
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        device: str = "auto",
+        dtype: str | None = None,
+        gguf_file: str | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_name = str(model)
+        self.batch_size = batch_size
+        self.source, self.gguf_file = resolve_weights(model, gguf_file)
+        self.device = pick_device(device)
+        self.tokenizer, self.model = self._load(dtype)
+        self.context_window = context_window(self.model, self.tokenizer)
+        self.eos_ids = eos_token_ids(self.model, self.tokenizer)
+        self.pad_id = next(i for i in (self.tokenizer.pad_token_id, *self.eos_ids, 0) if i is not None)
+        self._lock = threading.Lock()  # one generate at a time: the model and its cache are not shared safely
+
+    def _load(self, dtype: str | None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if self.gguf_file:
+            gguf_path = Path(self.source) / self.gguf_file
+            if not gguf_path.is_file():
+                raise ModelError(f"model {self.model_name}: GGUF file {gguf_path} does not exist")
+            if not is_gguf(gguf_path):
+                raise ModelError(f"model {self.model_name}: {gguf_path} is not a GGUF file (its first bytes are not b'GGUF')")
+        kwargs: dict[str, Any] = {"gguf_file": self.gguf_file} if self.gguf_file else {}
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.source, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(self.source, dtype=getattr(torch, dtype) if dtype else None, **kwargs)
+        except Exception as exc:  # transformers raises OSError, ValueError, EnvironmentError… all mean "cannot load"
+            hint = "" if Path(self.source).exists() else " (not a local path, and not in the Hugging Face cache; offline?)"
+            raise ModelError(f"cannot load model {self.model_name}{hint}: {_first_line(exc)}") from exc
+        return tokenizer, model.to(self.device).eval()
+
+    # -- public API -----------------------------------------------------------------
+
+    def fingerprint(self) -> str:
+        """sha256 of the weight, config and tokenizer files (cached by path, size and mtime)."""
+        return "sha256:" + hash_files(weight_files(self.source, self.gguf_file))[:32]
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        results: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
+        rows = []
+        for index, prompt in enumerate(prompts):
+            try:
+                rows += self._rows_for(index, prompt, params)
+            except ModelError as exc:  # this prompt fails; the others still run
+                results[index] = [Completion("", 0, "error", error=str(exc)) for _ in range(params.n)]
+        rows.sort(key=lambda row: len(row.ids))  # similar lengths share a batch: less padding
+        with self._lock:
+            for start in range(0, len(rows), self.batch_size):
+                batch = rows[start : start + self.batch_size]
+                for row, completion in zip(batch, self._run_batch_or_fail(batch, params)):
+                    results[row.prompt_index][row.sample_index] = completion
+        return results  # type: ignore[return-value]
+
+    # -- preparing rows ---------------------------------------------------------------
+
+    def render(self, prompt: Prompt) -> tuple[str, bool]:
+        """(prompt text, whether it already holds the special tokens the template adds)."""
+        if isinstance(prompt, str):
+            return prompt, False
+        if not self.tokenizer.chat_template:
+            raise ModelError(f"model {self.model_name} has no chat template: pass plain-text prompts")
+        return self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True), True
+
+    def _rows_for(self, index: int, prompt: Prompt, params: SamplingParams) -> list[_Row]:
+        text, templated = self.render(prompt)
+        ids = self.tokenizer(text, add_special_tokens=not templated)["input_ids"]
+        limit = self.context_window
+        if limit is not None and len(ids) >= limit:
+            raise ModelError(f"prompt {index} has {len(ids)} tokens; model {self.model_name} has a context window of {limit} tokens")
+        max_new = params.max_new_tokens if limit is None else min(params.max_new_tokens, limit - len(ids))
+        seed = random.getrandbits(62) if params.seed is None else params.seed
+        return [_Row(index, j, ids, row_seed(seed, text, j), max_new) for j in range(params.n)]
+
+    # -- the decode loop ----------------------------------------------------------------
+
+    def _run_batch_or_fail(self, rows: list[_Row], params: SamplingParams) -> list[Completion]:
+        import torch
+
+        try:
+            return self._run_batch(rows, params)
+        except (RuntimeError, torch.OutOfMemoryError) as exc:  # the batch fails, the job goes on
+            message = f"model {self.model_name}: generation failed: {_first_line(exc)}"
+            return [Completion("", 0, "error", error=message) for _ in rows]
+
+    def _forward(self, ids, mask, positions, cache):
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return out.logits[:, -1, :].float(), out.past_key_values
+
+    def _run_batch(self, rows: list[_Row], params: SamplingParams) -> list[Completion]:
+        import torch
+
+        device, size = self.device, len(rows)
+        steps = max(row.max_new for row in rows)
+        ids, mask = self._left_pad([row.ids for row in rows])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        uniforms = torch.stack([torch.rand(steps, generator=torch.Generator().manual_seed(row.seed), dtype=torch.float64) for row in rows]).float().to(device)
+        limits = torch.tensor([row.max_new for row in rows], device=device)
+        eos = torch.tensor(sorted(self.eos_ids), device=device, dtype=torch.long)
+        tokens = torch.full((size, steps), self.pad_id, dtype=torch.long, device=device)
+        token_logprobs = torch.zeros((size, steps), device=device) if params.logprobs else None
+        lengths = torch.zeros(size, dtype=torch.long, device=device)
+        done = torch.zeros(size, dtype=torch.bool, device=device)
+        stopped = torch.zeros(size, dtype=torch.bool, device=device)
+        with torch.inference_mode():
+            logits, cache = self._forward(ids, mask, positions, None)
+            for step in range(steps):
+                next_tokens = sample_tokens(logits, params.temperature, params.top_p, uniforms[:, step])
+                active = ~done
+                ended = torch.isin(next_tokens, eos) & active
+                kept = active & ~ended
+                tokens[:, step] = torch.where(kept, next_tokens, tokens[:, step])
+                if token_logprobs is not None:
+                    token_logprobs[:, step] = torch.log_softmax(logits, -1).gather(1, next_tokens[:, None]).squeeze(1)
+                lengths += kept
+                stopped |= ended
+                if params.stop:
+                    stopped |= self._hit_stop(tokens, lengths, kept, step, params.stop)
+                done |= stopped | (lengths >= limits)
+                if bool(done.all()):
+                    break
+                positions = positions[:, -1:] + 1
+                mask = torch.cat([mask, torch.ones((size, 1), dtype=mask.dtype, device=device)], dim=1)
+                logits, cache = self._forward(next_tokens[:, None], mask, positions, cache)
+        return [
+            self._completion(tokens[i, : lengths[i]].tolist(), bool(stopped[i]), token_logprobs[i] if token_logprobs is not None else None, params)
+            for i in range(size)
+        ]
+
+    def _left_pad(self, sequences: list[list[int]]):
+        import torch
+
+        width = max(len(s) for s in sequences)
+        ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for i, seq in enumerate(sequences):
+            ids[i, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+            mask[i, width - len(seq) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _hit_stop(self, tokens, lengths, kept, step: int, stop: Sequence[str]):
+        """Rows whose newest tokens contain a stop string (only the tail is decoded: cheap)."""
+        import torch
+
+        window = max(len(s.encode()) for s in stop) + 2  # a token holds at least one byte
+        rows = kept.nonzero().squeeze(1).tolist()
+        tails = tokens[rows, max(0, step + 1 - window) : step + 1].tolist()
+        hits = torch.zeros_like(kept)
+        for row, text in zip(rows, self.tokenizer.batch_decode(tails, skip_special_tokens=True)):
+            hits[row] = any(s in text for s in stop)
+        return hits
+
+    def _completion(self, token_ids: list[int], stopped: bool, token_logprobs, params: SamplingParams) -> Completion:
+        text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
+        text, hit = apply_stop(text, params.stop)
+        count = self._tokens_covering(token_ids, len(text)) if hit else len(token_ids)
+        logprob = float(token_logprobs[:count].sum()) if token_logprobs is not None else None
+        return Completion(text, count, "stop" if hit or stopped else "length", logprob)
+
+    def _tokens_covering(self, token_ids: list[int], chars: int) -> int:
+        """Fewest leading tokens whose text is at least `chars` long (binary search on decode)."""
+        low, high = 0, len(token_ids)
+        while low < high:
+            mid = (low + high) // 2
+            if len(self.tokenizer.decode(token_ids[:mid], skip_special_tokens=True)) >= chars:
+                high = mid
+            else:
+                low = mid + 1
+        return low
+
+
+def context_window(model, tokenizer) -> int | None:
+    config = model.config
+    for name in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and limit < 10**9 else None
+
+
+def eos_token_ids(model, tokenizer) -> set[int]:
+    ids: set[int] = set()
+    for value in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        ids.update(value if isinstance(value, (list, tuple)) else [value] if value is not None else [])
+    return ids
