@@ -1,0 +1,200 @@
+"""The HTML report without a browser: content, escaping, bad input (see test_report_browser.py
+for rendering and the trace viewer's behaviour in Chromium)."""
+
+import base64
+import hashlib
+import json
+import re
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from reasonloop.evaluate.rundir import RunFormatError, make_manifest, write_manifest
+from reasonloop.report import build_report
+from report_rundir import HOSTILE, add_train_log, make_run, verdict_counts
+
+PLOT_KEYS = ("training", "accuracy-k", "robustness", "perturbations", "accuracy-tokens", "accuracy-steps")
+
+
+@pytest.fixture(scope="module")
+def two_runs(shared_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    base = make_run(shared_data, root / "base", problems=40, samples=4, seed=0)
+    add_train_log(base)
+    tuned = make_run(shared_data, root / "tuned", problems=40, samples=4, start=10, seed=1)
+    return base, tuned
+
+
+@pytest.fixture(scope="module")
+def report(two_runs):
+    return build_report(two_runs)
+
+
+def embedded_data(html: str) -> dict:
+    match = re.search(r'<script id="report-data" type="application/json">(.*?)</script>', html, re.S)
+    return json.loads(match.group(1))
+
+
+def figure(html: str, key: str) -> str:
+    return re.search(rf'<figure class="plot[^"]*" id="plot-{key}">(.*?)</figure>', html, re.S).group(1)
+
+
+def summary_row(html: str, name: str) -> str:
+    return re.search(rf'<tr data-run="{name}">(.*?)</tr>', html, re.S).group(1)
+
+
+def test_report_is_offline_and_allows_only_its_own_script(report):
+    html = report.html
+    assert not re.search(r'<(link|iframe|object|embed)\b', html)
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
+    assert "@import" not in html and "url(http" not in html
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    assert "default-src 'none'" in csp
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
+    assert len(scripts) == 1
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in csp
+
+
+def test_model_text_is_inert_yet_embedded_exactly(report, two_runs):
+    html = report.html
+    assert "__pwned" in html  # the hostile completions are in the page...
+    assert "<script>window.__pwned" not in html and "<img src=x" not in html  # ...but never as markup
+    rows = embedded_data(html)["runs"][0]["rows"]
+    completions = [row[3] for row in rows]
+    assert any(HOSTILE in text for text in completions)  # round-trips exactly through the JSON block
+    stored = [json.loads(line)["completion"] for line in (two_runs[0] / "attempts.jsonl").read_text().splitlines()]
+    assert completions == stored
+
+
+def test_trace_rows_match_the_verdict_files(report, two_runs):
+    data = embedded_data(report.html)
+    status_column = data["columns"].index("status")
+    for run_dir, run in zip(two_runs, data["runs"]):
+        assert Counter(row[status_column] for row in run["rows"]) == verdict_counts(run_dir)
+        assert len(run["problems"]) == 40 and len(run["prompts"]) == 40  # one prompt per problem, stored once
+
+
+def test_summary_shows_each_runs_metrics(report, two_runs):
+    for run_dir in two_runs:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        row = summary_row(report.html, run_dir.name)
+        low, high = metrics["accuracy_ci95"]
+        assert f"{100 * metrics['accuracy']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]" in row
+        assert f"{100 * metrics['pass_at_k']['1']:.1f}%" in row
+        for status, count in verdict_counts(run_dir).items():
+            assert f'<span class="badge {status}">{status} {count}</span>' in row
+
+
+def test_every_plot_is_valid_svg_with_ids_unique_in_the_page(report):
+    ids = re.findall(r'\bid="([^"]+)"', report.html)
+    assert len(ids) == len(set(ids))
+    for key in PLOT_KEYS:
+        svg = figure(report.html, key)
+        root = ET.fromstring(svg[svg.index("<svg"):].strip())
+        assert root.tag.endswith("svg") and len(list(root.iter())) > 50, key
+    training = figure(report.html, "training")
+    assert all(name in training for name in ("loss", "reward", "kl", "learning_rate"))
+    assert "base pass@k" in figure(report.html, "accuracy-k") and "tuned maj@k" in figure(report.html, "accuracy-k")
+
+
+def shared_accuracy(run_dir: Path, shared: set[str]) -> float:
+    verdicts = [json.loads(line) for line in (run_dir / "verdicts.jsonl").read_text().splitlines()]
+    per_problem: dict[str, list[bool]] = {}
+    for verdict in verdicts:
+        per_problem.setdefault(verdict["problem_id"], []).append(verdict["status"] == "correct")
+    return sum(sum(per_problem[p]) / len(per_problem[p]) for p in shared) / len(shared)
+
+
+def test_comparison_covers_the_shared_problems(report, two_runs):
+    ids = [{json.loads(line)["id"] for line in (d / "problems.jsonl").read_text().splitlines()} for d in two_runs]
+    shared = ids[0] & ids[1]
+    assert len(shared) == 30
+    section = re.search(r'<section id="comparison">(.*?)</section>', report.html, re.S).group(1)
+    assert "share 30 graded problem(s)" in section
+    for run_dir in two_runs:
+        assert f"{100 * shared_accuracy(run_dir, shared):.1f}%" in section
+
+
+def test_runs_of_different_suites_compare_only_the_overlap_and_say_so(shared_data, tmp_path):
+    gsm = make_run(shared_data, tmp_path / "gsm", problems=10, samples=2)
+    other = make_run(shared_data, tmp_path / "symbolic", problems=10, samples=2, start=5, suite="gsm-symbolic")
+    html = build_report([gsm, other]).html
+    assert "different suites (gsm-symbolic, gsm8k): only the 5 problem(s) they share are compared" in html
+    far = make_run(shared_data, tmp_path / "far", problems=5, samples=2, start=100, suite="math500")
+    assert "No graded problem is common to all runs" in build_report([gsm, far]).html
+
+
+def test_other_format_version_is_flagged_and_still_shown(shared_data, tmp_path):
+    run_dir = make_run(shared_data, tmp_path / "old", problems=5, samples=2)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    write_manifest(run_dir, {**manifest, "format_version": 99, "reasonloop_version": "9.9.9"})
+    report = build_report([run_dir])
+    assert any("run format 99 (written by reasonloop 9.9.9)" in notice for notice in report.notices)
+    assert '<li class="notice"><b>old</b>: ' in report.html and "run format 99" in report.html
+    assert len(embedded_data(report.html)["runs"][0]["rows"]) == 10
+
+
+def test_missing_metrics_give_a_partial_report(shared_data, tmp_path):
+    run_dir = make_run(shared_data, tmp_path / "partial", problems=5, samples=2)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for name in ("accuracy", "pass_at_k", "robustness"):
+        del metrics[name]
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    report = build_report([run_dir])
+    assert any("accuracy" in notice and "pass_at_k" in notice for notice in report.notices)
+    row = summary_row(report.html, "partial")
+    assert row.count('class="missing"') == 2  # accuracy and pass@1 show a dash
+    assert "partial maj@k" in figure(report.html, "accuracy-k")
+    assert "No run has robustness.sets" in figure(report.html, "robustness")
+
+
+def test_training_run_without_records_reports_its_curves(tmp_path):
+    run_dir = tmp_path / "sft"
+    write_manifest(run_dir, make_manifest(kind="train", model="tiny-llama"))
+    add_train_log(run_dir, steps=12)
+    report = build_report([run_dir])
+    assert "<svg" in figure(report.html, "training")
+    assert embedded_data(report.html)["runs"][0]["rows"] == []
+
+
+def test_trees_are_attached_to_their_problem(shared_data, tmp_path):
+    run_dir = make_run(shared_data, tmp_path / "search", problems=3, samples=2)
+    first = json.loads((run_dir / "problems.jsonl").read_text().splitlines()[0])["id"]
+    tree = {"text": "root", "children": [{"text": "step 1", "value": 0.7, "children": []}]}
+    (run_dir / "trees.jsonl").write_text(json.dumps({"problem_id": first, "tree": tree}) + "\n"
+                                         + json.dumps({"problem_id": "nope", "tree": {}}) + "\n")
+    report = build_report([run_dir])
+    assert embedded_data(report.html)["runs"][0]["trees"] == {"0": tree}
+    assert any("trees.jsonl, line 2" in notice for notice in report.notices)
+
+
+def test_not_a_run_directory_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(RunFormatError, match="not a run directory"):
+        build_report([tmp_path])
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """`reasonloop report ARGS` in this process, through the CLI's own entry point."""
+    from reasonloop.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["reasonloop", "report", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+        sys.exit(0)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def test_cli_writes_the_report_and_fails_in_one_line(two_runs, tmp_path, monkeypatch, capsys):
+    output = tmp_path / "out" / "report.html"
+    code, out, err = run_cli(monkeypatch, capsys, *map(str, two_runs), "-o", str(output))
+    assert code == 0, err
+    assert output.read_text().startswith("<!DOCTYPE html>") and "wrote" in out
+    code, out, err = run_cli(monkeypatch, capsys, str(tmp_path / "missing"), "-o", str(tmp_path / "x.html"))
+    assert code == 1 and err.strip().count("\n") == 0
+    assert "no such run directory" in err and not (tmp_path / "x.html").exists()
