@@ -100,6 +100,11 @@ def call_batch(fn: Callable[[Any], list], batch: Any) -> list:
     return fn(batch)
 
 
+def each(fn: Callable[[Any], Any], batch: Sequence[Any]) -> list:
+    """`partial(each, f)` turns a per-item function into a batch function for `map_cached`."""
+    return [fn(item) for item in batch]
+
+
 @register_executor("ray")
 class RayExecutor(Executor):
     """Ray tasks: `ray.init()` on this machine, or `address` of a running cluster.

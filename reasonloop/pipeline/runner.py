@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from reasonloop.atomic import atomic_write_json
 from reasonloop.cache import ItemCache, item_key
@@ -25,6 +25,7 @@ from reasonloop.errors import ReasonloopError
 from reasonloop.pipeline.recipe import BASE_MODEL, Recipe, StageConfig, execution_order
 
 STAGE_FILE = "stage.json"
+CACHE_KEYS = "cache_keys.json"  # the cache entries a run used, so `reasonloop cache gc --keep RUN` keeps them
 MANIFEST_FORMAT = 1
 PIPELINE_PACKAGES = ("torch", "transformers", "trl", "datasets", "accelerate", "peft", "math-verify", "sympy",
                      "pydantic", "ray", "reasoning-gym")
@@ -44,13 +45,26 @@ class StageOutput:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, run_dir: Path) -> dict[str, Any]:
+        """Paths inside the run directory are stored relative to it, so a run directory can move."""
         data = asdict(self)
         data["path"] = os.path.relpath(self.path, run_dir)
+        data["meta"] = {k: relative_in(v, run_dir) for k, v in self.meta.items()}
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], run_dir: Path) -> "StageOutput":
-        return cls(**{**data, "path": str(run_dir / data["path"])})
+        meta = {k: v.replace(RUN_PREFIX, f"{run_dir}/", 1) if isinstance(v, str) and v.startswith(RUN_PREFIX) else v
+                for k, v in data.get("meta", {}).items()}
+        return cls(**{**data, "path": str(run_dir / data["path"]), "meta": meta})
+
+
+RUN_PREFIX = "run:"
+
+
+def relative_in(value: Any, run_dir: Path) -> Any:
+    if isinstance(value, str) and value.startswith(f"{run_dir}/"):
+        return RUN_PREFIX + os.path.relpath(value, run_dir)
+    return value
 
 
 @dataclass
@@ -64,9 +78,24 @@ class RunContext:
     progress: Callable[[str, int], Callable[[int], None]]  # (label, total) -> advance(n)
     log: Callable[[str], None] = print
     round: int = 0  # 1..R inside a loop, 0 outside
+    used_keys: dict[str, set[str]] = field(default_factory=dict)  # namespace -> keys this run read or wrote
+    stage_keys: dict[str, set[str]] = field(default_factory=dict)  # the same, for the stage now running
+    corrupted: list[str] = field(default_factory=list)
 
-    def cache(self, namespace: str) -> ItemCache:
+    def cache(self, namespace: str, keys: Sequence[str] = ()) -> ItemCache:
+        self.use_keys({namespace: keys})
+        self.stage_keys.setdefault(namespace, set()).update(keys)
         return ItemCache(self.cache_dir / namespace)
+
+    def use_keys(self, keys: dict[str, Sequence[str]]) -> None:
+        for namespace, some in keys.items():
+            self.used_keys.setdefault(namespace, set()).update(some)
+
+    def report_corruption(self, cache: ItemCache) -> None:
+        """Say which shards failed their checksum (their items were recomputed)."""
+        for line in cache.corrupted:
+            self.log(f"cache: {line}")
+            self.corrupted.append(line)
 
 
 @dataclass
@@ -151,7 +180,8 @@ def run_recipe(
     finally:
         if own_executor:
             executor.close()
-    manifest.update(finished_manifest(recipe, outputs, timings))
+        atomic_write_json(run_dir / CACHE_KEYS, {ns: sorted(keys) for ns, keys in ctx.used_keys.items()})
+    manifest.update(finished_manifest(ctx, outputs, timings))
     atomic_write_json(run_dir / "manifest.json", manifest)
     return RunResult(run_dir, outputs, rounds, timings)
 
@@ -207,31 +237,37 @@ def run_stage(ctx: RunContext, stage: StageConfig, outputs, round_index: int, ti
     out_dir = stage_dir(ctx.run_dir, stage.name, round_index)
     label = f"{stage.name}" + (f" (round {round_index})" if round_index else "")
     start = time.perf_counter()
-    output = cached_stage_output(out_dir, key, ctx.run_dir)
+    output, cache_keys = cached_stage_output(out_dir, key, ctx.run_dir)
     status = "cached" if output else "computed"
     if output is None:
         ctx.log(f"stage {label}: {stage.kind}")
+        ctx.stage_keys = {}
         output = stage.run(ctx, inputs, out_dir, seed)
         atomic_write_json(out_dir / STAGE_FILE, {"key": key, "kind": stage.kind, "seed": seed,
-                                                 "output": output.to_json(ctx.run_dir)})
+                                                 "output": output.to_json(ctx.run_dir),
+                                                 "cache_keys": {ns: sorted(k) for ns, k in ctx.stage_keys.items()}})
     else:
+        ctx.use_keys(cache_keys)
         ctx.log(f"stage {label}: done earlier (same inputs and settings)")
     outputs[stage.name] = output
-    timings[label] = {"status": status, "seconds": round(time.perf_counter() - start, 3), "seed": seed,
+    timings[label] = {"kind": stage.kind, "produces": output.kind, "status": status, "seconds": round(time.perf_counter() - start, 3), "seed": seed,
                       "key": key, **({"metrics": output.meta["summary"]} if "summary" in output.meta else {})}
     return output
 
 
-def cached_stage_output(out_dir: Path, key: str, run_dir: Path) -> StageOutput | None:
+def cached_stage_output(out_dir: Path, key: str, run_dir: Path) -> tuple[StageOutput | None, dict]:
+    """The output recorded by an earlier run of this stage with the same key, and its cache keys."""
     path = out_dir / STAGE_FILE
     if not path.is_file():
-        return None
+        return None, {}
     try:
         data = json.loads(path.read_text())
         output = StageOutput.from_json(data["output"], run_dir)
     except (json.JSONDecodeError, KeyError, TypeError):
-        return None
-    return output if data.get("key") == key and Path(output.path).exists() else None
+        return None, {}
+    if data.get("key") != key or not Path(output.path).exists():
+        return None, {}
+    return output, data.get("cache_keys", {})
 
 
 def no_progress(label: str, total: int) -> Callable[[int], None]:
@@ -266,7 +302,7 @@ def pipeline_manifest(recipe: Recipe, executor: Any) -> dict[str, Any]:
     return manifest
 
 
-def finished_manifest(recipe: Recipe, outputs: dict[str, StageOutput], timings) -> dict[str, Any]:
+def finished_manifest(ctx: RunContext, outputs: dict[str, StageOutput], timings) -> dict[str, Any]:
     models = {name: o.fingerprint for name, o in outputs.items() if o.kind == "model"}
     return {
         "complete": True,
@@ -274,6 +310,7 @@ def finished_manifest(recipe: Recipe, outputs: dict[str, StageOutput], timings) 
         "model_fingerprints": models,
         "seeds": {label: t["seed"] for label, t in timings.items()},
         "stages": timings,
+        "cache_corrupted": ctx.corrupted,
     }
 
 

@@ -111,10 +111,12 @@ class TinyModelStage(StageConfig):
 
     def run(self, ctx, inputs, out_dir, seed):
         from reasonloop.models.tiny import TinyConfig, create_tiny_model
+        from reasonloop.prompts import PLAIN_FORMAT
 
         config = settings_object(TinyConfig, self.config, f"{self.name}.config")
         texts = [t for o in inputs["corpus"] for t in training_texts(load(o.path, Problem))]
         path = create_tiny_model(out_dir / "model", texts, config, vocab_size=self.vocab_size, seed=seed)
+        PLAIN_FORMAT.save(path)  # the format its tokenizer was trained on; training keeps it
         return model_output(Path(path))
 
 
@@ -290,8 +292,10 @@ def solve_problems(ctx: RunContext, model: StageOutput, problems: list[Problem],
     compute = partial(generate_chunk, spec=spec, sampling=sampling, stop=tuple(fmt.stop), model_fp=model.fingerprint)
     runner = ctx.executor if spec.remote else None  # a local model is loaded once, in this process
     advance = ctx.progress(label, len(problems))
-    values = map_cached(list(zip(keys, (p.id for p in problems), prompts)), keys, compute, ctx.cache("solve"),
+    cache = ctx.cache("solve", keys)
+    values = map_cached(list(zip(keys, (p.id for p in problems), prompts)), keys, compute, cache,
                         batch_size=batch_size, on_batch=advance, runner=runner)
+    ctx.report_corruption(cache)
     return [Attempt.model_validate(a) for samples in values for a in samples]
 
 
@@ -314,8 +318,10 @@ def verify_attempts(ctx: RunContext, attempts: list[Attempt], problems: list[Pro
     keys = [item_key("verify", c, r, kind, timeout, VERIFIER_VERSION) for c, r in pairs]
     in_workers = getattr(ctx.executor, "name", "inline") != "inline"
     compute = partial(grade_chunk, kind=kind, timeout=timeout, workers=1 if in_workers else None)
-    values = map_cached(pairs, keys, compute, ctx.cache("verify"), batch_size=batch_size,
+    cache = ctx.cache("verify", keys)
+    values = map_cached(pairs, keys, compute, cache, batch_size=batch_size,
                         on_batch=ctx.progress(label, len(pairs)), runner=ctx.executor)
+    ctx.report_corruption(cache)
     return [Verdict.model_validate({**v, "problem_id": a.problem_id, "sample_index": a.sample_index})
             for a, v in zip(attempts, values)]
 
@@ -361,7 +367,7 @@ class VerifyStage(StageConfig):
     itemized: ClassVar = True
 
     attempts: str = Field(description="Solve stage.")
-    grader: Literal["auto", "numeric", "math", "exact"] = Field("auto", description="Answer kind for the grader.")
+    grader: Literal["auto", "math", "numeric"] = Field("auto", description="Answer kind for the grader.")
     timeout: float = Field(5.0, gt=0, description="Seconds per item before the verdict is 'timeout'.")
     batch_size: int = Field(256, ge=1, description="Attempts per batch (and per cache shard).")
 
@@ -390,7 +396,7 @@ class EvaluateStage(SamplingFields):
     model: str = Field(description="Model stage or 'base'.")
     problems: list[str] = Field(description="Problems stages, each evaluated as one suite.")
     strategy: Literal["greedy", "sample", "majority"] = Field("greedy", description="How samples become a score.")
-    grader: Literal["auto", "numeric", "math", "exact"] = "auto"
+    grader: Literal["auto", "math", "numeric"] = "auto"
 
     def run(self, ctx, inputs, out_dir, seed):
         from reasonloop.evaluate.metrics import compute_metrics

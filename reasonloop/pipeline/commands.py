@@ -1,0 +1,167 @@
+"""`reasonloop run RECIPE`, `reasonloop quickstart` and `reasonloop cache ls|gc`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+cache_app = typer.Typer(help="Inspect and clean the content-addressed result cache.", no_args_is_help=True)
+QUICKSTART = Path(__file__).parent / "recipes" / "quickstart.yaml"
+
+
+def run(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file."),
+    set_: List[str] = typer.Option([], "--set", help="Override a key: seed=3, loop.rounds=1, stages.solve.temperature=0.5."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", "-o", help="Run directory (default: runs/NAME)."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Result cache (default: $REASONLOOP_CACHE or ~/.cache/reasonloop)."),
+    executor: Optional[str] = typer.Option(None, help="local (process pool), ray, or inline; default: the recipe's."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray)."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes / Ray CPUs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result summary as JSON."),
+) -> None:
+    """Run a recipe; a killed run resumes where it stopped when run again."""
+    run_recipe_file(recipe, set_, run_dir, cache_dir, executor, address, workers, as_json)
+
+
+def quickstart(
+    set_: List[str] = typer.Option([], "--set", help="Override a recipe key (see `reasonloop run`)."),
+    run_dir: Path = typer.Option(Path("runs/quickstart"), "--run-dir", "-o", help="Run directory."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Result cache (default: $REASONLOOP_CACHE or ~/.cache/reasonloop)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result summary as JSON."),
+) -> None:
+    """Built-in templates -> tiny model -> SFT -> self-training -> GRPO -> evaluation -> HTML report."""
+    run_recipe_file(QUICKSTART, set_, run_dir, cache_dir, None, None, None, as_json)
+
+
+def run_recipe_file(recipe_path, overrides, run_dir, cache_dir, executor, address, workers, as_json) -> None:
+    from rich.console import Console
+
+    from reasonloop.pipeline.recipe import load_recipe
+    from reasonloop.pipeline.runner import run_recipe
+
+    overrides = list(overrides)
+    if executor:
+        overrides.append(f"executor.kind={executor}")
+    if address:
+        overrides.append(f"executor.address={address}")
+    if workers:
+        overrides.append(f"executor.workers={workers}")
+    recipe = load_recipe(recipe_path, overrides)
+    console = Console(stderr=as_json)
+    run_dir = run_dir or Path("runs") / recipe.name
+    start = time.perf_counter()
+    with ProgressBars(console) as bars:
+        result = run_recipe(recipe, run_dir, cache_dir=cache_dir, progress=bars.bar, log=bars.log)
+    elapsed = time.perf_counter() - start
+    summary = result_summary(result, elapsed)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    print_summary(console, summary)
+
+
+class ProgressBars:
+    """rich progress bars for per-item stages, and log lines above them."""
+
+    def __init__(self, console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.console = console
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> "ProgressBars":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def bar(self, label: str, total: int):
+        task = self.progress.add_task(label, total=total)
+        return lambda n: self.progress.advance(task, n)
+
+    def log(self, line: str) -> None:
+        self.progress.console.log(line, markup=False)
+
+
+def result_summary(result, elapsed: float) -> dict:
+    evaluations = {label: t["metrics"] for label, t in result.timings.items() if t["produces"] == "eval"}
+    reports = [o.path for o in result.outputs.values() if o.kind == "report"]
+    return {
+        "run_dir": str(result.run_dir),
+        "seconds": round(elapsed, 1),
+        "stages": result.timings,
+        "results": evaluations,
+        "report": reports[-1] if reports else None,
+    }
+
+
+def print_summary(console, summary: dict) -> None:
+    from rich.table import Table
+
+    results = summary["results"]
+    if results:
+        columns = list(dict.fromkeys(name for row in results.values() for name in row))
+        table = Table(title="accuracy (verified, greedy)")
+        table.add_column("stage")
+        for name in columns:
+            table.add_column(name, justify="right")
+        for label, row in results.items():
+            table.add_row(label, *(f"{100 * row[c]:.1f}%" if c in row else "-" for c in columns))
+        console.print(table)
+    computed = sum(t["status"] == "computed" for t in summary["stages"].values())
+    console.print(f"{len(summary['stages'])} stages ({computed} computed, {len(summary['stages']) - computed} reused) "
+                  f"in {summary['seconds']:.0f} s; run directory: {summary['run_dir']}")
+    if summary["report"]:
+        console.print(f"report: {summary['report']}")
+
+
+# ---------------------------------------------------------------- cache
+
+
+@cache_app.command("ls")
+def cache_ls(
+    cache_dir: Optional[Path] = typer.Option(None, help="Result cache (default: $REASONLOOP_CACHE or ~/.cache/reasonloop)."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Items, shards and bytes per cache namespace (one per stage kind)."""
+    from reasonloop.pipeline.cachetools import cache_stats
+
+    rows = cache_stats(cache_dir)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"cache {rows[0]['path'].rsplit('/', 1)[0] if rows else cache_dir or ''}")
+    for column in ("namespace", "items", "shards", "MB", "corrupt"):
+        table.add_column(column, justify="left" if column == "namespace" else "right")
+    for row in rows:
+        table.add_row(row["namespace"], str(row["items"]), str(row["shards"]), f"{row['bytes'] / 1e6:.2f}",
+                      str(row["corrupt"]))
+    Console().print(table)
+
+
+@cache_app.command("gc")
+def cache_gc(
+    cache_dir: Optional[Path] = typer.Option(None, help="Result cache (default: $REASONLOOP_CACHE or ~/.cache/reasonloop)."),
+    keep: List[Path] = typer.Option([], "--keep", help="Keep only items used by these run directories (repeatable)."),
+) -> None:
+    """Merge shards into one per namespace, drop quarantined shards, and (with --keep) unused items."""
+    from reasonloop.pipeline.cachetools import collect_garbage
+
+    for line in collect_garbage(cache_dir, keep):
+        typer.echo(line)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("quickstart")(quickstart)
+    app.add_typer(cache_app, name="cache")

@@ -1,0 +1,159 @@
+"""Running recipes: every stage cached, a changed setting recomputes only what it changes,
+the manifest says how to rerun, and `reasonloop cache ls|gc` see what runs left."""
+
+import json
+import shutil
+from collections import Counter
+
+import pytest
+
+from reasonloop.cache import ItemCache
+from reasonloop.pipeline.cachetools import cache_stats, collect_garbage
+from reasonloop.pipeline.recipe import parse_recipe
+from reasonloop.pipeline.runner import run_recipe
+from reasonloop.records import Attempt, Problem, Verdict, load
+
+
+def small_recipe(shared_data, **changes):
+    gsm8k = str(shared_data / "gsm8k" / "test.jsonl")
+    recipe = {
+        "name": "small",
+        "seed": 3,
+        "executor": {"kind": "inline"},
+        "stages": [
+            {"name": "train_set", "kind": "problems", "source": gsm8k, "preset": "gsm8k", "limit": 24},
+            {"name": "heldout", "kind": "problems", "source": str(shared_data / "gsm8k" / "train.jsonl"), "preset": "gsm8k",
+             "limit": 8, "exclude": ["train_set"]},
+            {"name": "tiny", "kind": "tiny_model", "corpus": ["train_set"], "vocab_size": 300,
+             "config": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}},
+            {"name": "solve", "kind": "solve", "model": "tiny", "problems": "train_set", "samples": 2,
+             "temperature": 1.0, "max_new_tokens": 6, "batch_size": 8},
+            {"name": "verify", "kind": "verify", "attempts": "solve", "batch_size": 16},
+            {"name": "eval", "kind": "evaluate", "model": "tiny", "problems": ["heldout"], "max_new_tokens": 6},
+        ],
+    }
+    recipe.update(changes)
+    return recipe
+
+
+class ComputedItems:
+    """A progress callback that counts the items each stage actually computed."""
+
+    def __init__(self):
+        self.counts = Counter()
+
+    def __call__(self, label, total):
+        def advance(n):
+            self.counts[label] += n
+
+        return advance
+
+
+def run(raw, tmp_path, overrides=()):
+    computed = ComputedItems()
+    result = run_recipe(parse_recipe(raw, list(overrides)), tmp_path / "run", cache_dir=tmp_path / "cache",
+                        progress=computed, log=lambda line: None)
+    return result, computed.counts
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory, shared_data):
+    """One cold run (tiny model built, everything computed), copied by each test."""
+    root = tmp_path_factory.mktemp("baseline")
+    result, computed = run(small_recipe(shared_data), root)
+    return root, result, computed
+
+
+@pytest.fixture
+def warm(baseline, tmp_path):
+    root, result, _ = baseline
+    for name in ("run", "cache"):
+        shutil.copytree(root / name, tmp_path / name)
+    return result
+
+
+def read_bytes(result, *names):
+    return {name: open(result.outputs[name].path, "rb").read() for name in names}
+
+
+def graded_pairs(result):
+    answers = {p.id: p.answer for p in load(result.outputs["train_set"].path, Problem)}
+    return {(a.completion, answers[a.problem_id]) for a in load(result.outputs["solve"].path, Attempt)}
+
+
+def test_second_run_reuses_every_stage_and_gives_the_same_bytes(baseline, warm, tmp_path, shared_data):
+    _, first, computed = baseline
+    attempts = load(first.outputs["solve"].path, Attempt)
+    verdicts = load(first.outputs["verify"].path, Verdict)
+    answers = {p.id: p.answer for p in load(first.outputs["train_set"].path, Problem)}
+    distinct_pairs = {(a.completion, answers[a.problem_id]) for a in attempts}
+    assert computed == {"solve": 24, "verify": len(distinct_pairs), "eval:heldout": 8, "eval:heldout verify": 8}
+    assert len(attempts) == len(verdicts) == 48 and {a.sample_index for a in attempts} == {0, 1}
+    assert [(v.problem_id, v.sample_index) for v in verdicts] == [(a.problem_id, a.sample_index) for a in attempts]
+    second, computed = run(small_recipe(shared_data), tmp_path)
+    assert computed == {} and {t["status"] for t in second.timings.values()} == {"cached"}
+    assert read_bytes(first, "solve", "verify") == read_bytes(second, "solve", "verify")
+    (tmp_path / "run" / "solve" / "stage.json").unlink()
+    (tmp_path / "run" / "verify" / "stage.json").unlink()
+    third, computed = run(small_recipe(shared_data), tmp_path)  # stages run again, every item from the cache
+    assert computed == {} and third.timings["solve"]["status"] == "computed"
+    assert read_bytes(first, "solve", "verify") == read_bytes(third, "solve", "verify")
+
+
+def test_changed_setting_recomputes_only_the_items_it_changes(baseline, warm, tmp_path, shared_data):
+    _, first, _ = baseline
+    more, computed = run(small_recipe(shared_data), tmp_path, ["stages.solve.limit=12", "stages.eval.limit=4"])
+    assert computed == {}  # fewer problems: all cached
+    more, computed = run(small_recipe(shared_data), tmp_path, ["stages.solve.samples=3"])
+    new_pairs = graded_pairs(more) - graded_pairs(first)
+    assert computed == Counter({"solve": 24, "verify": len(new_pairs)})  # only pairs never graded before
+    old_samples = [a for a in load(more.outputs["solve"].path, Attempt) if a.sample_index < 2]
+    assert old_samples == load(first.outputs["solve"].path, Attempt)  # per-sample seeds: same first two samples
+    graded, computed = run(small_recipe(shared_data), tmp_path, ["stages.verify.timeout=9"])
+    assert computed == {"verify": computed["verify"]} and computed["verify"] > 0  # grading setting: no sampling again
+    assert read_bytes(first, "solve") == read_bytes(graded, "solve")
+
+
+def test_manifest_records_what_is_needed_to_rerun(baseline):
+    _, result, _ = baseline
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["kind"] == "pipeline" and manifest["reasonloop_version"]
+    assert manifest["config"]["stages"][3]["temperature"] == 1.0 and manifest["config"]["seed"] == 3
+    assert manifest["seeds"] == {name: 3 for name in ("train_set", "heldout", "tiny", "solve", "verify", "eval")}
+    assert manifest["model_fingerprints"]["tiny"] == result.outputs["tiny"].fingerprint
+    assert manifest["verifier_version"] and {"torch", "transformers", "trl"} <= set(manifest["packages"])
+    eval_run = result.run_dir / "eval" / "eval.heldout"
+    assert json.loads((eval_run / "metrics.json").read_text())["n_problems"] == 8
+    assert json.loads((eval_run / "manifest.json").read_text())["model_fingerprint"] == result.outputs["tiny"].fingerprint
+
+
+def test_corrupted_shard_is_reported_and_recomputed_in_a_run(baseline, warm, tmp_path, shared_data):
+    _, first, _ = baseline
+    shard = ItemCache(tmp_path / "cache" / "solve").shards()[0]
+    shard.write_bytes(shard.read_bytes().replace(b'"completion": "', b'"completion": "X', 1))
+    (tmp_path / "run" / "solve" / "stage.json").unlink()
+    logged = []
+    second = run_recipe(parse_recipe(small_recipe(shared_data)), tmp_path / "run", cache_dir=tmp_path / "cache",
+                        progress=(computed := ComputedItems()), log=logged.append)
+    assert computed.counts["solve"] == 8  # the shard held one batch of 8 problems
+    assert read_bytes(first, "solve") == read_bytes(second, "solve")
+    assert (tmp_path / "cache" / "solve" / "corrupt" / shard.name).exists()
+    assert any("checksum mismatch" in line and shard.name in line for line in logged)
+
+
+def test_cache_ls_and_gc_keep_what_runs_use(warm, tmp_path, shared_data):
+    before = {row["namespace"]: row for row in cache_stats(tmp_path / "cache")}
+    run(small_recipe(shared_data), tmp_path, ["stages.verify.timeout=9"])  # other verify keys than the baseline
+    middle = {row["namespace"]: row for row in cache_stats(tmp_path / "cache")}
+    assert middle["verify"]["items"] > before["verify"]["items"] and middle["solve"] == before["solve"]
+    used = json.loads((tmp_path / "run" / "cache_keys.json").read_text())
+    assert len(used["solve"]) == before["solve"]["items"]  # train set + held-out set, all used again
+    collect_garbage(tmp_path / "cache", [tmp_path / "run"])
+    after = {row["namespace"]: row for row in cache_stats(tmp_path / "cache")}
+    assert after["verify"]["items"] == len(used["verify"]) < middle["verify"]["items"]
+    assert after["verify"]["shards"] == after["solve"]["shards"] == 1
+    assert set(ItemCache(tmp_path / "cache" / "verify").index) == set(used["verify"])
+    rerun, computed = run(small_recipe(shared_data), tmp_path, ["stages.verify.timeout=9"])
+    assert computed == {}
+    with pytest.raises(Exception, match="not a pipeline run directory"):
+        collect_garbage(tmp_path / "cache", [tmp_path])
