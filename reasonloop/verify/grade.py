@@ -1,0 +1,102 @@
+"""`grade` and `grade_batch`: one verifier for rewards, filters, selection and metrics.
+
+A completion's final answer is extracted (`extract.py`) and compared with the reference by
+the fast path (`compare.py`) in this process; the pairs it cannot decide go to math-verify
+in worker processes with a hard per-item timeout (`pool.py`). Every verdict carries
+`VERIFIER_NAME VERIFIER_VERSION`, so results graded under other rules can be told apart.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from reasonloop.records import Verdict
+from reasonloop.text import gsm8k_final_answer, last_boxed
+from reasonloop.verify.compare import compare_answers
+from reasonloop.verify.extract import extract_answer
+from reasonloop.verify.pool import shared_pool
+from reasonloop.verify.worker import shorten
+
+VERIFIER_NAME = "reasonloop-verify"
+VERIFIER_VERSION = "1.0"
+KINDS = ("auto", "math", "numeric")
+MAX_ANSWER_CHARS = 1000
+PLAIN_NUMBER = re.compile(r"^\s*\$?\s*-?(?:\d[\d,]*)?\.?\d+\s*$")
+
+
+def verifier_id() -> str:
+    return f"{VERIFIER_NAME} {VERIFIER_VERSION}"
+
+
+def grade(completion: str, reference: str, *, kind: str = "auto", timeout: float = 5.0) -> Verdict:
+    """Grade one completion against a reference answer. Never raises on bad model output."""
+    return grade_batch([(completion, reference)], kind=kind, timeout=timeout)[0]
+
+
+def grade_batch(
+    items: Sequence[tuple[str, str]], *, kind: str = "auto", timeout: float = 5.0, workers: int | None = None
+) -> list[Verdict]:
+    """Grade (completion, reference) pairs, in order; hard pairs run in parallel in the grader pool."""
+    check_arguments(kind, timeout)
+    verdicts: list[Verdict | None] = []
+    hard: list[tuple[int, str, str]] = []
+    for index, (completion, reference) in enumerate(items):
+        verdict = grade_fast(completion, reference, kind)
+        if isinstance(verdict, tuple):
+            hard.append((index, *verdict))
+            verdict = None
+        verdicts.append(verdict)
+    if hard:
+        outcomes = shared_pool(workers).run([(answer, ref) for _, answer, ref in hard], timeout)
+        for (index, answer, ref), (status, reason) in zip(hard, outcomes):
+            verdicts[index] = make_verdict(status, answer, ref, reason)
+    return verdicts  # type: ignore[return-value]
+
+
+def check_arguments(kind: str, timeout: float) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown answer kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+
+
+def grade_fast(completion: str, reference: str, kind: str) -> Verdict | tuple[str, str]:
+    """A verdict, or the (answer, reference) pair the fast path leaves to math-verify."""
+    ref = reference_answer(reference)
+    if ref is None:
+        return make_verdict("error", None, None, "the reference answer is missing or empty")
+    if len(ref) > MAX_ANSWER_CHARS:
+        return make_verdict("error", None, ref[:MAX_ANSWER_CHARS], f"the reference is {len(ref)} characters (limit {MAX_ANSWER_CHARS})")
+    numeric = kind == "numeric" or (kind == "auto" and bool(PLAIN_NUMBER.match(ref)))
+    answer = extract_answer(completion, last_number_fallback=numeric) if isinstance(completion, str) else None
+    if answer is None:
+        markers = "\\boxed{}, ####, 'answer is', 'A:'" + (" or a number" if numeric else "")
+        return make_verdict("no_answer", None, ref, f"no final answer found (looked for {markers})")
+    if len(answer) > MAX_ANSWER_CHARS:
+        return make_verdict("error", answer[:MAX_ANSWER_CHARS], ref, f"the answer is {len(answer)} characters (limit {MAX_ANSWER_CHARS})")
+    try:
+        decision, form = compare_answers(answer, ref)
+    except (RecursionError, ValueError, ArithmeticError):
+        decision, form = None, ""
+    if decision is None:
+        return (answer, ref)
+    if decision:
+        return make_verdict("correct", answer, ref, f"{shorten(answer)} equals {shorten(ref)} (as {form})")
+    return make_verdict("incorrect", answer, ref, f"{shorten(answer)} differs from {shorten(ref)} (as {form})")
+
+
+def reference_answer(reference: str) -> str | None:
+    """The final answer of a reference: itself, or a worked solution's `\\boxed{}` / `#### N`."""
+    if not isinstance(reference, str) or not reference.strip():
+        return None
+    text = reference.strip()
+    if "\\boxed" in text or "\\fbox" in text:
+        text = last_boxed(text) or text
+    elif "####" in text:
+        text = gsm8k_final_answer(text) or text
+    return text.strip() or None
+
+
+def make_verdict(status: str, extracted: str | None, reference: str | None, reason: str) -> Verdict:
+    return Verdict(status=status, extracted=extracted, reference=reference, reason=reason, verifier=verifier_id())

@@ -1,0 +1,104 @@
+"""Answer-string normalisation: strip what is presentation, keep what is value.
+
+The rules a reader may dispute are documented here and in docs/verify.md:
+- digits grouped in threes by `,` `{,}` `,\\!` or `\\,` are one number (`10,\\!080` = 10080);
+  otherwise a comma separates answers (`12,34` is the list 12, 34);
+- units are not part of the value: `\\text{ cm}^2`, `\\$`, `^\\circ`, trailing unit words;
+- `or` / `and` between answers separate them like a comma;
+- a trailing `%` (or `\\%`, `percent`) is kept as a flag; see `compare.py` for the percent rule.
+"""
+
+from __future__ import annotations
+
+import re
+
+Rule = tuple[re.Pattern, str]
+
+
+def rules(*pairs: tuple[str, str]) -> list[Rule]:
+    return [(re.compile(pattern), replacement) for pattern, replacement in pairs]
+
+
+PRESENTATION = rules(
+    (r"\\(?:displaystyle|textstyle|limits)\b", ""),
+    (r"\\\$|\$", ""),                                  # math delimiters and dollar signs (a unit)
+    (r"\\[()\[\]]", ""),                                # \( \) \[ \] delimiters
+    (r"\\(?:left|right)\s*\.", ""),                    # invisible \left. / \right.
+    (r"\\(?:left|right|[bB]igg?[lr]?)(?![a-zA-Z])", ""),
+    (r"(?<=\d),\\!\s*(?=\d{3}(?!\d))", ""),             # 10,\!080
+    (r"(?<=\d)\{,\}(?=\d{3}(?!\d))", ""),               # 1{,}000
+    (r"(?<=\d)\\,(?=\d{3}(?!\d))", ""),                 # 1\,000
+    (r"(?<!\\)\\[!,;:> ]|\\q?quad\b|~", " "),                 # spacing commands
+    (r"\\[dt]frac(?![a-zA-Z])", r"\\frac"),
+    (r"\\(?:mbox|textbf|mathbf|mathrm|textrm|mathit|textit|boldsymbol|mathsf|textsf)(?![a-zA-Z])", r"\\text"),
+    (r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|°", ""),
+    (r"\\%", "%"),
+    (r"\\text\{\s*(?:or|and)\s*\}|\s+(?:or|and)\s+", ","),
+    (r"\\(?:emptyset|varnothing)(?![a-zA-Z])", r"\\{\\}"),
+)
+
+UNIT_TEXT = re.compile(r"(?<=\S)\s*\\text\{\s*[a-zA-Z][a-zA-Z .,/]*\}(?:\^\{?\d\}?)?\s*$")
+UNIT_WORDS = re.compile(r"(?<=[\d}%)])\s+(?:[a-zA-Z]{2,}\.?(?:/[a-zA-Z]+)?\s*)+(?:\^\{?\d\}?)?\s*$")
+PERCENT_WORD = re.compile(r"\s*(?:percent|per\s*cent)\s*$", re.I)
+TEXT_WRAPPER = re.compile(r"\\text\{([^{}]*)\}")
+THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+
+
+def normalize(answer: str) -> str:
+    """Presentation stripped: delimiters, `\\left`, spacing, `\\dfrac`, units, degree signs."""
+    text = answer.strip()
+    for pattern, replacement in PRESENTATION:
+        text = pattern.sub(replacement, text)
+    text = PERCENT_WORD.sub("%", text)
+    text = strip_units(text)
+    text = TEXT_WRAPPER.sub(lambda match: match.group(1), text)
+    text = " ".join(text.split()).strip(" ,;:").rstrip(".")
+    return without_thousands(text)
+
+
+def strip_units(text: str) -> str:
+    for pattern in (UNIT_TEXT, UNIT_WORDS):
+        while True:
+            stripped = pattern.sub("", text)
+            if stripped == text or not stripped.strip():
+                break
+            text = stripped
+    return text
+
+
+def without_thousands(text: str) -> str:
+    """`1,000,000` -> `1000000`; `12,34` stays a list."""
+    return text.replace(",", "") if THOUSANDS.match(text) else text
+
+
+def split_top_level(text: str, separator: str = ",") -> list[str]:
+    """Split on `separator` outside (), [], {} (brackets of intervals may be unbalanced: `[1,2)`)."""
+    parts, depth, start = [], 0, 0
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth <= 0 and text.startswith(separator, index):
+            parts.append(text[start:index])
+            start = index + len(separator)
+            index = start
+            continue
+        index += 1
+    parts.append(text[start:])
+    return [part.strip() for part in parts]
+
+
+def closing_index(text: str, open_at: int = 0) -> int:
+    """Where the bracket opened at `open_at` closes (any bracket type closes any), or -1."""
+    depth = 0
+    for index in range(open_at, len(text)):
+        if text[index] in "([{":
+            depth += 1
+        elif text[index] in ")]}":
+            depth -= 1
+            if depth == 0:
+                return index
+    return -1

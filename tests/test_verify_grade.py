@@ -1,0 +1,184 @@
+"""Extraction, grading statuses, bad input, the worker pool, the reward function and the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from reasonloop.records import Attempt, Problem, Verdict, read_records, write_records
+from reasonloop.verify import VERIFIER_VERSION, extract_answer, grade, grade_batch
+from reasonloop.verify.pool import GraderPool, shared_pool
+from reasonloop.verify.reward import make_reward_function
+
+
+@pytest.mark.parametrize("completion, expected", [
+    ("so $\\boxed{\\frac{1}{2}}$ and later \\boxed{3}", "3"),                  # last box wins
+    ("\\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt{3}}{2}"),                 # nested braces
+    ("\\fbox{7}", "7"),
+    ("step\n#### 1,234", "1,234"),
+    ("The answer is $42$.", "42"),
+    ("So the final answer is: 18 dollars. Then we rest.", "18 dollars"),
+    ("**Answer:** 0.5", "0.5"),
+    ("She pays 3 * 4 = 12\nA: 12", "12"),
+    ("The answer is 3.5.", "3.5"),
+])
+def test_extract_answer(completion, expected):
+    assert extract_answer(completion) == expected
+
+
+def test_last_number_fallback_is_off_by_default_and_on_for_numeric_references():
+    text = "She has 3 apples, then 5 more, so 8"
+    assert extract_answer(text) is None
+    assert extract_answer(text, last_number_fallback=True) == "8"
+    assert grade(text, "8").status == "correct"                       # numeric reference: fallback on
+    assert grade(text, "\\frac{1}{2}").status == "no_answer"          # MATH-style reference: off
+    assert grade(text, "8", kind="math").status == "no_answer"
+
+
+def test_verdicts_carry_status_reason_and_version():
+    verdict = grade("so \\boxed{0.5}", "\\frac{1}{2}")
+    assert isinstance(verdict, Verdict) and verdict.status == "correct"
+    assert verdict.extracted == "0.5" and verdict.reference == "\\frac{1}{2}"
+    assert verdict.verifier == f"reasonloop-verify {VERIFIER_VERSION}" and "\n" not in verdict.reason
+    wrong = grade("\\boxed{0.4}", "\\frac{1}{2}")
+    assert wrong.status == "incorrect" and "0.4" in wrong.reason
+
+
+def test_reference_may_be_a_worked_solution():
+    assert grade("\\boxed{18}", "She makes 9 * 2 = 18\n#### 18").correct
+    assert grade("\\boxed{\\frac{1}{4}}", "so the probability is $\\boxed{\\frac14}$.").correct
+
+
+def test_hard_cases_go_to_math_verify():
+    verdict = grade("\\boxed{\\binom{5}{2}}", "10")
+    assert verdict.status == "correct" and verdict.reason.startswith("math-verify")
+
+
+def test_grade_batch_preserves_order_across_fast_and_slow_paths():
+    items = [("\\boxed{\\binom{6}{3}}", "20"), ("\\boxed{2}", "2"), ("\\boxed{\\binom{4}{2}}", "7"), ("nothing", "3")]
+    statuses = [verdict.status for verdict in grade_batch(items, workers=2)]
+    assert statuses == ["correct", "correct", "incorrect", "no_answer"]
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="kind"):
+        grade("\\boxed{1}", "1", kind="chemistry")
+    with pytest.raises(ValueError, match="timeout"):
+        grade("\\boxed{1}", "1", timeout=0)
+    assert grade("\\boxed{1}", "").status == "error"
+
+
+PATHOLOGICAL = {
+    "power tower": "\\boxed{10^{10^{10^{10}}}}",
+    "1 MB of digits": "1" * 1_000_000,
+    "1 MB of digits boxed": "\\boxed{" + "7" * 1_000_000 + "}",
+    "10,000 nested braces": "\\boxed{" + "{" * 10_000 + "1" + "}" * 10_000 + "}",
+    "unterminated box": "the answer is \\boxed{12",
+    "binary junk": bytes(range(256)).decode("latin-1") * 50,
+    "empty": "",
+    "nested fractions": "\\boxed{" + "\\frac{1}{" * 300 + "2" + "}" * 300 + "}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PATHOLOGICAL))
+def test_pathological_inputs_return_within_the_timeout(name):
+    started = time.monotonic()
+    verdict = grade(PATHOLOGICAL[name], "5", timeout=1.0)
+    assert time.monotonic() - started < 1.0 + 2.0  # the timeout plus kill grace and slack for a loaded machine
+    assert verdict.status in ("timeout", "no_answer", "error", "incorrect"), verdict
+    assert grade("\\boxed{\\binom{5}{2}}", "10").correct  # the pool keeps serving
+
+
+# A worker with SIGALRM blocked stands for code the alarm cannot interrupt (a C-level computation).
+DEAF_WORKER = ("import signal, sys; from reasonloop.verify import worker; "
+               "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM}); worker.main(sys.argv[1:])")
+
+
+def test_pool_kills_a_stuck_worker_and_keeps_serving():
+    pool = GraderPool(1, worker_command=DEAF_WORKER)
+    try:
+        started = time.monotonic()
+        outcomes = pool.run([("10^{10^{10^{10}}}", "1"), ("\\binom{5}{2}", "10")], timeout=0.5)
+        assert outcomes[0][0] == "timeout" and "killed" in outcomes[0][1]
+        assert outcomes[1][0] == "correct"  # served by the replacement worker
+        assert time.monotonic() - started < 30
+        first_worker_pid = pool.workers[0].process.pid
+        assert pool.run([("\\binom{4}{2}", "6")], timeout=2.0)[0][0] == "correct"
+        assert pool.workers[0].process.pid == first_worker_pid  # reused, not restarted
+    finally:
+        pool.close()
+    assert not pool.workers
+
+
+def test_alarm_stops_math_verify_without_a_kill():
+    pool = shared_pool()
+    outcome = pool.run([("10^{10^{10^{10}}}", "1")], timeout=0.5)[0]
+    pids = {worker.process.pid for worker in pool.workers}
+    assert outcome == ("timeout", "math-verify gave up after 0.5 s")
+    assert pool.run([("10^{10^{10^{10}}}", "1"), ("\\binom{4}{2}", "6")], timeout=0.5)[1][0] == "correct"
+    assert {worker.process.pid for worker in pool.workers} == pids  # same workers: nobody was killed
+
+
+def test_no_eval_in_the_verifier():
+    import pathlib
+
+    import reasonloop.verify as package
+
+    for path in pathlib.Path(package.__file__).parent.glob("*.py"):
+        source = path.read_text()
+        assert "eval(" not in source.replace("numeric(", "").replace("_eval", ""), path
+        assert "exec(" not in source, path
+
+
+def test_reward_function_for_trl():
+    reward = make_reward_function(format_weight=0.1)
+    assert reward.__name__ == "verifier_reward" and reward.verifier_version.endswith(VERIFIER_VERSION)
+    completions = ["\\boxed{4}", [{"role": "assistant", "content": "The answer is 5"}], "no idea", "\\boxed{3}"]
+    scores = reward(["p"] * 4, completions, answer=["4", "5", "4", "4"], trainer_state=None)
+    assert scores == pytest.approx([1.1, 1.1, 0.0, 0.1])
+    with pytest.raises(ValueError, match="answer"):
+        reward(["p"], ["\\boxed{1}"], solution=["1"])
+
+
+def test_reward_is_none_when_the_grader_gives_up():
+    reward = make_reward_function(timeout=0.3)
+    assert reward(["p"], ["\\boxed{10^{10^{10^{10}}}}"], answer=["1"]) == [None]
+
+
+def run_cli(*args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "reasonloop.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=120)
+
+
+def test_cli_writes_verdicts_with_ids_and_prints_a_summary(tmp_path):
+    problems = [Problem(id="p1", question="1+1?", answer="2"), Problem(id="p2", question="half?", answer="\\frac12")]
+    attempts = [Attempt(problem_id="p1", prompt="q", completion="\\boxed{2}", sample_index=0),
+                Attempt(problem_id="p1", prompt="q", completion="\\boxed{3}", sample_index=1),
+                Attempt(problem_id="p2", prompt="q", completion="it is 0.5", sample_index=0)]
+    write_records(tmp_path / "problems.jsonl", problems)
+    write_records(tmp_path / "attempts.jsonl", attempts)
+    result = run_cli("verify", str(tmp_path / "attempts.jsonl"), "-o", str(tmp_path / "verdicts.jsonl"), "--json",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["correct"] == 1 and summary["counts"]["incorrect"] == 1
+    assert summary["counts"]["no_answer"] == 1 and summary["accuracy"] == pytest.approx(1 / 3)
+    verdicts = read_records(tmp_path / "verdicts.jsonl", Verdict).records
+    assert [(v.problem_id, v.sample_index, v.status) for v in verdicts] == [
+        ("p1", 0, "correct"), ("p1", 1, "incorrect"), ("p2", 0, "no_answer")]
+    table = run_cli("verify", str(tmp_path / "attempts.jsonl"), "-o", str(tmp_path / "v2.jsonl"), cwd=tmp_path)
+    assert table.returncode == 0 and "accuracy 33.3%" in table.stdout and "no_answer" in table.stdout
+
+
+def test_cli_names_the_bad_line(tmp_path):
+    write_records(tmp_path / "problems.jsonl", [Problem(id="p1", question="q", answer="2")])
+    write_records(tmp_path / "attempts.jsonl", [Attempt(problem_id="p1", prompt="q", completion="2"),
+                                               Attempt(problem_id="nope", prompt="q", completion="2")])
+    result = run_cli("verify", str(tmp_path / "attempts.jsonl"), "-o", str(tmp_path / "out.jsonl"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "attempts.jsonl, line 2, field 'problem_id'" in result.stderr and "nope" in result.stderr
+    assert not (tmp_path / "out.jsonl").exists()
