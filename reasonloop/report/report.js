@@ -116,7 +116,7 @@
     const problem = current.problems[problemIndex];
     const panel = document.getElementById("trace-detail");
     const samples = current.rows.map((row, index) => [row, index]).filter(([row]) => row[COL.problem] === problemIndex);
-    panel.replaceChildren(
+    panel.replaceChildren(...[
       el("h3", {}, "Problem " + problem[0]),
       field("Source", problem[4]),
       el("pre", { className: "question" }, problem[1]),
@@ -124,7 +124,7 @@
       problem[3] ? el("details", {}, el("summary", {}, "Reference solution"), el("pre", {}, problem[3])) : null,
       current.trees[String(problemIndex)] ? treeView(current.trees[String(problemIndex)]) : null,
       el("h3", {}, samples.length + " sample(s)"),
-      samples.map(([row, index]) => sampleView(row, index === rowIndex)));
+      ...samples.map(([row, index]) => sampleView(row, index === rowIndex))].filter((node) => node !== null));
     panel.hidden = false;
   }
 

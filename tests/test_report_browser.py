@@ -1,0 +1,156 @@
+"""The report in a real browser: Debian's Chromium, headless, driven by Selenium through
+chromedriver (both from apt: scripts/install-test-deps.sh installs them).
+
+Selenium rather than raw DevTools calls: it is the standard WebDriver client, gives the
+browser console log, clicks and waits in a few readable lines, and needs no extra event
+loop or websocket code here.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from report_rundir import HOSTILE, add_train_log, make_run, verdict_counts
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# RECIPES.md: without the networking flags Chromium tries to reach hosts this machine cannot.
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--window-size=1400,1000")
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a test dependency: pip install -e '.[test]'")
+if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+    pytest.skip("Chromium not installed: run scripts/install-test-deps.sh (apt-get install chromium chromium-driver)",
+                allow_module_level=True)
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.select import Select  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
+
+from reasonloop.report import build_report  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def runs(shared_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser-runs")
+    base = make_run(shared_data, root / "base", problems=60, samples=4, seed=0)
+    add_train_log(base)
+    tuned = make_run(shared_data, root / "tuned", problems=60, samples=4, start=20, seed=1)
+    return base, tuned
+
+
+@pytest.fixture(scope="module")
+def page(runs, tmp_path_factory):
+    """A headless Chromium showing the report of both runs."""
+    from selenium.webdriver.chrome.service import Service
+
+    workdir = tmp_path_factory.mktemp("browser")
+    report = workdir / "report.html"
+    build_report(runs, report)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={workdir / 'profile'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager look for drivers online
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver.implicitly_wait(0)
+    try:
+        driver.get(report.as_uri())
+        yield driver
+    finally:
+        driver.quit()
+
+
+def console_errors(driver) -> list[str]:
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def click_filter(driver, status: str):
+    driver.find_element(By.CSS_SELECTOR, f'#status-filters button[data-status="{status}"]').click()
+
+
+def shown_statuses(driver) -> list[str]:
+    """Statuses of every row the viewer shows for the current filter, page by page."""
+    statuses = []
+    while True:
+        rows = driver.find_elements(By.CSS_SELECTOR, "#trace-table tbody tr")
+        assert len(rows) <= 50  # paginated, never the whole run at once
+        statuses += [row.get_attribute("data-status") for row in rows]
+        next_page = driver.find_element(By.ID, "next-page")
+        if not next_page.is_enabled():
+            return statuses
+        next_page.click()
+
+
+def test_page_renders_without_console_errors(page):
+    assert page.title.startswith("reasonloop report")
+    assert console_errors(page) == []
+
+
+def test_plots_and_trace_viewer_are_present(page):
+    plots = page.find_elements(By.CSS_SELECTOR, "#plots figure.plot svg")
+    assert len(plots) == 6
+    assert all(plot.size["width"] > 300 and plot.size["height"] > 100 for plot in plots)
+    assert len(page.find_elements(By.CSS_SELECTOR, "#trace-table tbody tr")) == 50
+    assert page.find_element(By.ID, "match-count").get_attribute("data-count") == str(60 * 4)
+    assert "share 40 graded problem(s)" in page.find_element(By.ID, "comparison").text
+
+
+@pytest.mark.parametrize("run_index", [0, 1])
+def test_filtering_by_verdict_shows_exactly_that_verdicts_rows(page, runs, run_index):
+    Select(page.find_element(By.ID, "run-select")).select_by_index(run_index)
+    expected = verdict_counts(runs[run_index])
+    assert len(expected) == 5  # the fixture exercises every status
+    for status, count in expected.items():
+        click_filter(page, status)
+        assert page.find_element(By.ID, "match-count").get_attribute("data-count") == str(count)
+        assert shown_statuses(page) == [status] * count
+    click_filter(page, "all")
+    assert len(shown_statuses(page)) == sum(expected.values())
+    assert console_errors(page) == []
+
+
+def test_trace_detail_shows_model_text_as_text(page):
+    Select(page.find_element(By.ID, "run-select")).select_by_index(0)
+    click_filter(page, "incorrect")
+    first = page.find_element(By.CSS_SELECTOR, "#trace-table tbody tr")
+    first.click()
+    detail = page.find_element(By.ID, "trace-detail")
+    assert detail.is_displayed() and "[object" not in detail.text
+    selected = detail.find_element(By.CSS_SELECTOR, ".sample.selected")
+    assert selected.get_attribute("data-status") == "incorrect"
+    completion = selected.find_element(By.CSS_SELECTOR, "pre.completion").get_attribute("textContent")
+    assert HOSTILE in completion  # shown literally...
+    assert page.execute_script("return window.__pwned === undefined")  # ...and never run
+    assert detail.find_elements(By.CSS_SELECTOR, "img") == []
+    assert len(detail.find_elements(By.CSS_SELECTOR, ".sample")) == 4  # every sample of that problem
+
+
+def test_search_narrows_rows_to_one_problem(page, runs):
+    Select(page.find_element(By.ID, "run-select")).select_by_index(0)
+    click_filter(page, "all")
+    problem = json.loads((runs[0] / "problems.jsonl").read_text().splitlines()[7])
+    box = page.find_element(By.ID, "search")
+    box.clear()
+    box.send_keys(problem["id"])
+    WebDriverWait(page, 5).until(lambda d: d.find_element(By.ID, "match-count").get_attribute("data-count") == "4")
+    cells = page.find_elements(By.CSS_SELECTOR, "#trace-table tbody tr td:nth-child(2)")
+    assert {cell.get_attribute("title") for cell in cells} == {problem["id"]}
+    box.clear()
+    box.send_keys(" ")
+    WebDriverWait(page, 5).until(lambda d: d.find_element(By.ID, "match-count").get_attribute("data-count") == "240")
+
+
+def test_screenshot(page, tmp_path):
+    """Saved for a person to look at (REASONLOOP_TEST_ARTIFACTS=DIR keeps it)."""
+    height = page.execute_script("window.scrollTo(0, 0); return document.documentElement.scrollHeight")
+    page.set_window_size(1400, min(height + 100, 6000))
+    target = Path(os.environ.get("REASONLOOP_TEST_ARTIFACTS", tmp_path)) / "report.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    assert page.save_screenshot(str(target))
+    assert target.stat().st_size > 50_000
+    assert console_errors(page) == []
