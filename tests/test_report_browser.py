@@ -32,12 +32,18 @@ from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 from reasonloop.report import build_report  # noqa: E402
 
+TREE = {"text": "root", "visits": 8, "children": [
+    {"text": "step A <b>bold?</b>", "value": 0.75, "children": [{"text": "answer 18", "value": 1.0}]},
+    {"text": "step B", "value": 0.25, "children": []}]}
+
 
 @pytest.fixture(scope="module")
 def runs(shared_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser-runs")
     base = make_run(shared_data, root / "base", problems=60, samples=4, seed=0)
     add_train_log(base)
+    first = json.loads((base / "problems.jsonl").read_text().splitlines()[0])["id"]
+    (base / "trees.jsonl").write_text(json.dumps({"problem_id": first, "tree": TREE}) + "\n")
     tuned = make_run(shared_data, root / "tuned", problems=60, samples=4, start=20, seed=1)
     return base, tuned
 
@@ -128,6 +134,16 @@ def test_trace_detail_shows_model_text_as_text(page):
     assert page.execute_script("return window.__pwned === undefined")  # ...and never run
     assert detail.find_elements(By.CSS_SELECTOR, "img") == []
     assert len(detail.find_elements(By.CSS_SELECTOR, ".sample")) == 4  # every sample of that problem
+
+
+def test_search_tree_is_drawn_for_its_problem(page):
+    Select(page.find_element(By.ID, "run-select")).select_by_index(0)
+    click_filter(page, "all")
+    page.find_element(By.CSS_SELECTOR, '#trace-table tbody tr[data-row="0"]').click()
+    labels = [node.get_attribute("textContent") for node in page.find_elements(By.CSS_SELECTOR, "#trace-detail .tree .node-label")]
+    assert len(labels) == 4 and labels[1] == "text=step A <b>bold?</b>  value=0.75"
+    page.find_element(By.CSS_SELECTOR, '#trace-table tbody tr[data-row="4"]').click()  # the next problem: no tree
+    assert page.find_elements(By.CSS_SELECTOR, "#trace-detail .tree") == []
 
 
 def test_search_narrows_rows_to_one_problem(page, runs):
