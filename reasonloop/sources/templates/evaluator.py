@@ -60,6 +60,8 @@ def _is_sequence(value: Any) -> bool:
 
 
 def op_add(a: Any, b: Any) -> Any:
+    if a.__class__ is int and b.__class__ is int:
+        return a + b
     a, b = _plain(a), _plain(b)
     if _is_sequence(a) and _is_sequence(b):
         return check_size(list(a) + list(b))
@@ -69,10 +71,14 @@ def op_add(a: Any, b: Any) -> Any:
 
 
 def op_sub(a: Any, b: Any) -> Any:
+    if a.__class__ is int and b.__class__ is int:
+        return a - b
     return normalize(_plain(a) - _plain(b))
 
 
 def op_mul(a: Any, b: Any) -> Any:
+    if a.__class__ is int and b.__class__ is int:
+        return a * b
     a, b = _plain(a), _plain(b)
     if _is_sequence(a) or _is_sequence(b) or isinstance(a, str) or isinstance(b, str):
         items, times = (a, b) if not isinstance(a, int) else (b, a)
@@ -94,10 +100,14 @@ def op_div(a: Any, b: Any) -> Any:
 
 
 def op_floordiv(a: Any, b: Any) -> Any:
+    if a.__class__ is int and b.__class__ is int:
+        return a // b
     return normalize(_plain(a) // _plain(b))
 
 
 def op_mod(a: Any, b: Any) -> Any:
+    if a.__class__ is int and b.__class__ is int:
+        return a % b
     a, b = _plain(a), _plain(b)
     if isinstance(a, str):
         raise EvalError("%-formatting of text is not allowed")
@@ -128,6 +138,11 @@ def op_pow(a: Any, b: Any) -> Any:
 BINARY_OPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: op_add, ast.Sub: op_sub, ast.Mult: op_mul, ast.Div: op_div,
     ast.FloorDiv: op_floordiv, ast.Mod: op_mod, ast.Pow: op_pow,
+}
+
+
+INT_FAST_PATH: dict[type, Callable[[int, int], int]] = {
+    ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__,
 }
 
 
@@ -288,7 +303,15 @@ class _Compiler:
         if function is None:
             raise EvalError(f"operator {type(node.op).__name__} is not allowed", ast.unparse(node)[:60])
         (left, left_constant), (right, right_constant) = self.compile(node.left), self.compile(node.right)
-        run = lambda env: function(left(env), right(env))  # noqa: E731
+        int_op = INT_FAST_PATH.get(type(node.op))
+        if int_op is None:
+            run = lambda env: function(left(env), right(env))  # noqa: E731
+        else:
+            def run(env: Env) -> Any:  # ints are by far the common case: skip the generic operator
+                a, b = left(env), right(env)
+                if a.__class__ is int and b.__class__ is int:
+                    return int_op(a, b)
+                return function(a, b)
         return self.fold(run, node) if left_constant and right_constant else (run, False)
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> tuple[Node, bool]:

@@ -37,10 +37,22 @@ from reasonloop.text import gsm8k_final_answer
 MAX_TRIES = 100_000  # draws per instance before "conditions unsatisfiable or too rare"
 FINAL_MISMATCH = "#### line of answer_annotated differs from #answer"
 MAX_FINAL_MISMATCHES = 200
+ANSWER_KEY = " answer"  # where a draw keeps the #answer value it checked (not an identifier)
 Env = dict[str, Any]
 
 
 # ------------------------------------------------------------------- compiled pieces
+
+
+_MISSING = object()
+
+
+def memoized(expression: Compiled, env: Env, memo: dict[str, Any]) -> Any:
+    """The expression's value for this instance; a solution repeats `{n1*p1}` several times."""
+    value = memo.get(expression.source, _MISSING)
+    if value is _MISSING:
+        value = memo[expression.source] = expression.run(env)
+    return value
 
 
 @dataclass(frozen=True)
@@ -50,8 +62,8 @@ class Placeholder:
     as_fraction: bool  # `{Fraction(m, t)}` renders as 1/20, other numbers in decimal
     default: str | None = None  # `{n, Benny}`: the value the original question shows
 
-    def render(self, env: Env, calc: bool = False) -> str:
-        value = self.expression.run(env)
+    def render(self, env: Env, memo: dict[str, Any], calc: bool = False) -> str:
+        value = memoized(self.expression, env, memo)
         if calc:
             return format_calc(value)
         if self.as_fraction and is_number(unwrap(value)):
@@ -65,8 +77,8 @@ class Text:
 
     parts: tuple[str | Placeholder, ...]
 
-    def render(self, env: Env, calc: bool = False) -> str:
-        return "".join(part if part.__class__ is str else part.render(env, calc) for part in self.parts)
+    def render(self, env: Env, memo: dict[str, Any], calc: bool = False) -> str:
+        return "".join([part if part.__class__ is str else part.render(env, memo, calc) for part in self.parts])
 
     @property
     def placeholders(self) -> list[Placeholder]:
@@ -82,15 +94,15 @@ class Annotation:
     value: Compiled | None
     raw: Text
 
-    def render(self, env: Env) -> str:
+    def render(self, env: Env, memo: dict[str, Any]) -> str:
         if self.value is not None:
             try:
-                result = self.value.run(env)
+                result = unwrap(memoized(self.value, env, memo))
             except (EvalError, ArithmeticError, TypeError, ValueError):
                 result = None
-            if result is not None and is_number(unwrap(result)):
-                lhs = self.lhs.render(env, calc=True).replace("÷", "/").replace("×", "*").strip()
-                return f"<<{lhs}={format_decimal(unwrap(result))}>>"
+            if result is not None and is_number(result):
+                lhs = self.lhs.render(env, memo, calc=True).replace("÷", "/").replace("×", "*").strip()
+                return f"<<{lhs}={format_decimal(result)}>>"
         return ""  # not arithmetic: dropped, as GSM8K text without its calculator annotation
 
 
@@ -145,6 +157,18 @@ class Step:
     checks: list[Condition] = field(default_factory=list)
     solver: Condition | None = None
 
+    @property
+    def fixed_choices(self) -> tuple[str, Any] | None:
+        """(name, candidates) when this step just picks one of a constant list of plain values."""
+        assignment = self.assignment
+        if assignment.kind != "one" or len(assignment.targets) != 1 or not assignment.candidates.constant:
+            return None
+        values = assignment.candidates.run({})
+        if isinstance(values, range) or (isinstance(values, (list, tuple)) and values and not _is_pair(values)
+                                          and all(item.__class__ is not tuple for item in values)):
+            return assignment.targets[0], values
+        return None
+
 
 # ------------------------------------------------------------------- the template
 
@@ -169,6 +193,9 @@ class Template:
     original_answer: str | None = None
     data: dict = field(default_factory=dict, repr=False)
     max_tries: int = MAX_TRIES
+
+    def __post_init__(self) -> None:
+        self._quick_steps = [step.fixed_choices for step in self.plan]
 
     # ---------------------------------------------------------------- public API
 
@@ -206,20 +233,22 @@ class Template:
 
     def to_problem(self, env: Env, *, seed: int, index: int, perturbation: str | None = None,
                    meta: dict | None = None) -> Problem:
-        answer = self._answer(env)
+        memo: dict[str, Any] = {}
+        answer = env[ANSWER_KEY] if ANSWER_KEY in env else self._answer(env)
         extra = {"topic": self.topic} if self.topic else {}
         return Problem(
-            question=self._render(self.question, env, QUESTION_FIELD),
+            question=self._render(self.question, env, memo, QUESTION_FIELD),
             answer=format_answer(answer),
-            solution=self.render_solution(env),
+            solution=self.render_solution(env, memo),
             source=f"template:{self.id}",
             meta={"template": self.id, "steps": self.steps, "vars": self.jsonable_vars(env), "seed": seed,
                   "index": index, "perturbation": perturbation, **extra, **(meta or {})},
         )
 
-    def render_solution(self, env: Env) -> str:
+    def render_solution(self, env: Env, memo: dict[str, Any] | None = None) -> str:
+        memo = {} if memo is None else memo
         try:
-            parts = [part if part.__class__ is str else part.render(env) for part in self.solution]
+            parts = [part if part.__class__ is str else part.render(env, memo) for part in self.solution]
         except (EvalError, ArithmeticError, TypeError, ValueError) as exc:
             raise self._located(exc, SOLUTION_FIELD, None) from None
         return "".join(parts).rstrip()
@@ -279,7 +308,14 @@ class Template:
         for check in self.constant_checks:
             if not self._holds(check, env, failures):
                 return None
-        for step in self.plan:
+        for step, quick in zip(self.plan, self._quick_steps):
+            if quick is not None and fixed is None and transform is None and step.solver is None:
+                name, values = quick
+                env[name] = values[rng.below(len(values))]
+                for check in step.checks:
+                    if not self._holds(check, env, failures):
+                        return None
+                continue
             assignment = step.assignment
             try:
                 if fixed is not None and all(name in fixed for name in assignment.targets):
@@ -354,9 +390,9 @@ class Template:
         return as_labeled(matches[rng.below(len(matches))])
 
     def _final_matches(self, env: Env) -> bool:
-        answer = unwrap(self._answer(env))
+        answer = env[ANSWER_KEY] = self._answer(env)
         try:
-            return unwrap(self.final.run(env)) == answer
+            return unwrap(self.final.run(env)) == unwrap(answer)
         except (EvalError, ArithmeticError, TypeError, ValueError):
             return False
 
@@ -370,9 +406,9 @@ class Template:
                                 field=QUESTION_FIELD, line=self.answer_line.line, token=self.answer.source[:40])
         return value
 
-    def _render(self, text: Text, env: Env, field_name: str) -> str:
+    def _render(self, text: Text, env: Env, memo: dict[str, Any], field_name: str) -> str:
         try:
-            return text.render(env)
+            return text.render(env, memo)
         except (EvalError, ArithmeticError, TypeError, ValueError) as exc:
             raise self._located(exc, field_name, None) from None
 

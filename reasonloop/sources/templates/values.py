@@ -65,8 +65,8 @@ def exact(value: float | str) -> Fraction | int:
 
 def normalize(value: Any) -> Any:
     """Whole Fractions become ints, so `12/4` renders and compares as 3."""
-    if value.__class__ is Fraction and value.denominator == 1:
-        return int(value)
+    if value.__class__ is Fraction and value._denominator == 1:
+        return value._numerator
     return value
 
 
@@ -135,6 +135,8 @@ def format_text(value: Any) -> str:
     """How a value is written into question or solution text."""
     if value.__class__ is str:
         return value
+    if value.__class__ is int:
+        return str(value)
     if value.__class__ is Labeled:
         return value.text
     if is_number(value):
