@@ -83,9 +83,10 @@ def shown_statuses(driver) -> list[str]:
     """Statuses of every row the viewer shows for the current filter, page by page."""
     statuses = []
     while True:
-        rows = driver.find_elements(By.CSS_SELECTOR, "#trace-table tbody tr")
+        rows = driver.execute_script(
+            "return [...document.querySelectorAll('#trace-table tbody tr')].map((row) => row.dataset.status)")
         assert len(rows) <= 50  # paginated, never the whole run at once
-        statuses += [row.get_attribute("data-status") for row in rows]
+        statuses += rows
         next_page = driver.find_element(By.ID, "next-page")
         if not next_page.is_enabled():
             return statuses
