@@ -50,5 +50,51 @@ def print_summary(summary: dict) -> None:
         console.print_json(json.dumps(problem, ensure_ascii=False))
 
 
+def generate(
+    templates: str = typer.Option(..., "--templates", help="Directory of template *.json files, one file, or 'builtin'."),
+    per_template: int = typer.Option(1, "--per-template", min=0, help="Instances drawn from each template."),
+    seed: int = typer.Option(0, "--seed", help="Seed: same templates, seed and index give the same problems."),
+    perturb: Optional[str] = typer.Option(None, "--perturb", help="Perturbation: resample, rename, scale or noop."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Generate from the valid templates of a "
+                                      "directory even if some are invalid (they are listed)."),
+    output: str = typer.Option(..., "-o", "--output", help="Output file (.jsonl or .parquet)."),
+) -> None:
+    """Draw seeded problems from templates (GSM-Symbolic dialect) and write them as Problem records."""
+    from reasonloop.errors import ReasonloopError
+    from reasonloop.records import write_records
+    from reasonloop.sources.templates import generate_problems
+    from reasonloop.sources.templates.perturb import get_perturbation
+
+    if perturb is not None:
+        get_perturbation(perturb)  # unknown names fail before any work
+    chosen, invalid = pick_templates(templates)
+    for error in invalid:
+        typer.echo(f"invalid template: {error}", err=True)
+    if invalid and not skip_invalid:
+        raise ReasonloopError(f"{len(invalid)} of {len(chosen) + len(invalid)} templates are invalid (listed above); "
+                              f"fix them or pass --skip-invalid to generate from the {len(chosen)} valid ones")
+    problems = generate_problems(chosen, per_template=per_template, seed=seed, perturb=perturb)
+    write_records(output, problems)
+    skipped = f" (skipped {len(invalid)} invalid)" if invalid else ""
+    typer.echo(f"wrote {len(problems)} problems from {len(chosen)} templates{skipped} to {output}")
+
+
+def pick_templates(spec: str) -> tuple[list, list]:
+    """'builtin', a directory or a single file -> (templates, errors of the bad files)."""
+    from pathlib import Path
+
+    from reasonloop.sources.templates import builtin_templates, load_template, load_templates
+
+    if spec == "builtin":
+        return builtin_templates(), []
+    path = Path(spec)
+    if path.is_file():
+        return [load_template(path)], []
+    if not path.exists():
+        raise FileNotFoundError(f"templates not found: {spec} (a directory, a .json file or 'builtin')")
+    return load_templates(path, skip_invalid=True)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
+    app.command("generate")(generate)
