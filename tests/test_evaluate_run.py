@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from reasonloop.errors import ReasonloopError
 from reasonloop.evaluate import evaluate_suite, load_suite, read_run
 from reasonloop.models.base import Completion
 from reasonloop.prompts import PromptFormat
@@ -99,14 +100,32 @@ def test_interrupted_run_resumes_without_regenerating_and_gives_the_same_bytes(t
     assert other.calls == 6
 
 
+class FailingFor(ScriptedGenerator):
+    """Fails every prompt that contains `marker`, with a per-prompt message."""
+
+    def __init__(self, answers, marker, message=None):
+        super().__init__(answers)
+        self.marker, self.message = marker, message
+
+    def complete(self, prompt, params, j):
+        if self.marker in prompt:
+            error = self.message or f"prompt of {len(prompt)} characters is longer than the context window (512)"
+            return Completion(text="", finish_reason="error", error=error)
+        return super().complete(prompt, params, j)
+
+
 def test_failed_generations_are_error_verdicts(tmp_path):
     problems = make_problems(3)
+    generator = FailingFor({p.question: p.answer for p in problems}, marker="What is 1 ")
+    metrics = run_eval(generator, problems, tmp_path / "run")
+    assert metrics["status_counts"]["error"] == 1
+    verdict = read_run(tmp_path / "run").verdicts[1]
+    assert verdict.status == "error" and verdict.reason.startswith("generation failed: prompt of")
 
-    class Failing(ScriptedGenerator):
-        def complete(self, prompt, params, j):
-            return Completion(text="", finish_reason="error", error="prompt longer than the context window (512)")
 
-    metrics = run_eval(Failing({}), problems, tmp_path / "run")
-    assert metrics["status_counts"]["error"] == 3 and metrics["accuracy"] == 0.0
-    verdict = read_run(tmp_path / "run").verdicts[0]
-    assert verdict.reason == "generation failed: prompt longer than the context window (512)"
+def test_a_batch_failing_all_alike_stops_the_run_before_caching(tmp_path):
+    problems = make_problems(3)
+    generator = FailingFor({}, marker="What", message="model tiny has no chat template: pass plain-text prompts")
+    with pytest.raises(ReasonloopError, match="every prompt of a batch failed, nothing was cached: model tiny has no chat"):
+        run_eval(generator, problems, tmp_path / "run")
+    assert not list((tmp_path / "run" / "cache").glob("shard-*"))

@@ -156,6 +156,8 @@ def generate_attempts(
         results = []
         for i in indexes:
             outputs = generator.generate([render(fmt, p.question)[1] for p in batches[i]], batch_params[i])
+            if not results:
+                refuse_if_all_failed(outputs)
             results.append([[asdict(c) for c in completions] for completions in outputs])
             advance(len(batches[i]))
         return results
@@ -166,6 +168,14 @@ def generate_attempts(
         for problem, completions in zip(batch, value):
             attempts.extend(to_attempts(problem, fmt, completions, sampling, fingerprint))
     return attempts
+
+
+def refuse_if_all_failed(outputs: list[list[Completion]]) -> None:
+    """Every completion of a batch failing with one message is a setup error (say, a chat
+    prompt for a model without a chat template), not something to record 1,319 times."""
+    errors = {c.error for completions in outputs for c in completions}
+    if len(errors) == 1 and None not in errors and sum(map(len, outputs)) > 1:
+        raise ReasonloopError(f"every prompt of a batch failed, nothing was cached: {errors.pop()}")
 
 
 def to_attempts(problem: Problem, fmt: PromptFormat, completions: list[dict], params: SamplingParams,
