@@ -149,7 +149,14 @@ def test_robustness_sets_and_perturbation_drop():
     assert rob["std"] == pytest.approx(math.sqrt(2 * (1 / 6) ** 2))  # sample std of the two sets
     assert (rob["min"], rob["max"]) == (pytest.approx(1 / 3), pytest.approx(2 / 3))
     assert rob["original_accuracy"] == pytest.approx(0.5)
-    assert rob["perturbations"]["rename"] == {"n": 3, "accuracy": pytest.approx(1 / 3), "drop": pytest.approx(0.5 - 1 / 3)}
+    assert rob["perturbations"]["rename"] == {"n": 3, "accuracy": pytest.approx(1 / 3), "original": 0.5,
+                                              "paired": False, "drop": pytest.approx(0.5 - 1 / 3)}
+    # renamed problems that name their originals: the drop compares those originals only (set 0: 2/3)
+    for i in (6, 7, 8):
+        meta[i]["base_id"] = f"p{i - 6}"
+    paired = compute_metrics(*make_run(outcomes, meta), suite="s")["robustness"]["perturbations"]["rename"]
+    assert paired["paired"] is True
+    assert paired["original"] == pytest.approx(2 / 3) and paired["drop"] == pytest.approx(2 / 3 - 1 / 3)
 
 
 def test_missing_verdicts_and_unknown_strategy_are_clear_errors():

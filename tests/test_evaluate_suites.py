@@ -76,17 +76,34 @@ def test_non_template_suite_has_no_perturbation_variants():
         load_suite("gsm8k:rename")
 
 
-@pytest.mark.skipif(not perturbation_names(), reason="template engine not available yet")
-def test_template_suites_have_instance_sets_and_perturbation_variants(shared_data):
+def with_per_template(name, count):
+    suite = load_suite(name)
+    return suite.model_copy(update={"source": suite.source.model_copy(update={"per_template": count})})
+
+
+def test_gsm_symbolic_suite_draws_instance_sets_from_a_template_dir(shared_data, caplog):
     templates = str(shared_data / "gsm-symbolic" / "templates" / "symbolic")
-    suite = load_suite("gsm-symbolic").model_copy(update={"source": load_suite("gsm-symbolic").source.model_copy(
-        update={"per_template": 3})})
-    problems = suite_problems(suite, data=templates)
-    indexes = {p.meta["index"] for p in problems}
-    assert indexes == {0, 1, 2} and len({p.meta["template"] for p in problems}) >= 95
-    assert {"rename", "noop"} <= set(perturbation_names())
-    assert "builtin-heldout:rename" in known_suites()
-    variant = load_suite("gsm-symbolic:rename")
-    assert variant.perturb == "rename"
-    with pytest.raises(SuiteError, match="unknown perturbation 'shout'.*choose one of: "):
+    problems = suite_problems(with_per_template("gsm-symbolic", 3), data=templates)
+    assert {p.meta["index"] for p in problems} == {0, 1, 2}
+    assert len({p.meta["template"] for p in problems}) >= 95
+    # the shared directory holds one inconsistent template: skipped, and said so
+    assert any("skipped invalid template" in r.getMessage() and "0062" in r.getMessage() for r in caplog.records)
+
+
+def test_perturbation_variants_hold_originals_and_changed_perturbed_problems():
+    assert {"rename", "scale", "noop", "resample"} <= set(perturbation_names())
+    assert {"builtin-heldout:rename", "gsm-symbolic:noop"} <= set(known_suites())
+    suite = with_per_template("builtin-heldout:rename", 2)
+    assert suite.perturb == "rename" and suite.name == "builtin-heldout:rename"
+    problems = suite_problems(suite)
+    originals = [p for p in problems if not p.meta.get("perturbation")]
+    renamed = [p for p in problems if p.meta.get("perturbation") == "rename"]
+    assert originals and renamed and len(originals) + len(renamed) == len(problems)
+    by_id = {p.id: p for p in originals}
+    for problem in renamed:
+        base = by_id[problem.meta["base_id"]]
+        assert problem.question != base.question and problem.answer == base.answer
+    limited = suite_problems(suite, limit=5)
+    assert [p.meta.get("perturbation") for p in limited].count("rename") == 5 and len(limited) == 10
+    with pytest.raises(SuiteError, match="unknown perturbation 'shout'.*choose one of: noop, rename, resample, scale"):
         load_suite("gsm-symbolic:shout")

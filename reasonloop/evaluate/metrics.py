@@ -199,12 +199,26 @@ def robustness(results: Sequence[ProblemResult], scores: Sequence[float]) -> dic
         "sets": set_accuracies,
         **summary,
         "original_accuracy": original,
-        "perturbations": {
-            kind: {"n": g["n"], "accuracy": g["accuracy"],
-                   "drop": None if original is None else original - g["accuracy"]}
-            for kind, g in perturbed.items()
-        },
+        "perturbations": {kind: perturbation_effect(results, scores, kind, original) for kind in perturbed},
     }
+
+
+def perturbation_effect(results: Sequence[ProblemResult], scores: Sequence[float], kind: str,
+                        original: float | None) -> dict:
+    """Accuracy on the `kind`-perturbed problems and the drop from the originals.
+
+    When every perturbed problem names its original (meta["base_id"]) and those are in
+    the run, the drop is paired: the same originals against their perturbed versions.
+    """
+    by_id = {r.problem.id: s for r, s in zip(results, scores)}
+    group = [(r, s) for r, s in zip(results, scores) if r.problem.meta.get("perturbation") == kind]
+    accuracy = float(np.mean([s for _, s in group]))
+    bases = [r.problem.meta.get("base_id") for r, _ in group]
+    paired = all(base in by_id for base in bases)
+    if paired:
+        original = float(np.mean([by_id[base] for base in bases]))
+    return {"n": len(group), "accuracy": accuracy, "original": original, "paired": paired,
+            "drop": None if original is None else original - accuracy}
 
 
 def describe_distribution(values: Sequence[float]) -> dict[str, float]:

@@ -11,6 +11,7 @@ Problem sources are a registry (`@suite_source("kind")`), so a new source is one
 from __future__ import annotations
 
 import difflib
+import logging
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -23,6 +24,7 @@ from reasonloop.prompts import CHAT_FORMAT, PLAIN_FORMAT, PromptFormat, load_pro
 from reasonloop.records import Problem
 from reasonloop.text import normalize_question
 
+log = logging.getLogger(__name__)
 SUITES_DIR = Path(__file__).with_name("suites")
 DEFAULT_SAMPLE_TEMPERATURE = 0.7  # `--strategy sample|majority` on a suite declared greedy
 
@@ -160,7 +162,9 @@ def template_source(spec: SourceSpec, data: str | None, perturb: str | None) -> 
 
         templates = builtin_templates(min_steps=spec.min_steps, max_steps=spec.max_steps)
     else:
-        templates, _ = load_templates(directory)
+        templates, errors = load_templates(directory, skip_invalid=True)
+        for error in errors:  # reported, never silently dropped
+            log.warning("skipped invalid template: %s", error)
 
     def draw(kind):
         return generate_problems(templates, per_template=spec.per_template, seed=spec.seed, perturb=kind)
@@ -169,8 +173,13 @@ def template_source(spec: SourceSpec, data: str | None, perturb: str | None) -> 
 
 
 def with_perturbed(draw: Callable[[str | None], list[Problem]], perturb: str | None) -> list[Problem]:
+    """Originals, then (for a variant) the perturbed problems whose text actually changed:
+    renaming a template without names changes nothing and would only dilute the drop."""
     originals = dedupe(draw(None))
-    return originals if perturb is None else originals + dedupe(draw(perturb))
+    if perturb is None:
+        return originals
+    unchanged = {normalize_question(p.question) for p in originals}
+    return originals + [p for p in dedupe(draw(perturb)) if normalize_question(p.question) not in unchanged]
 
 
 def dedupe(problems: list[Problem]) -> list[Problem]:
