@@ -15,6 +15,7 @@ produce the same bytes as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -22,7 +23,8 @@ from typing import Any, Callable, Iterator, Sequence
 from reasonloop.cache import ItemCache, item_key, map_cached
 from reasonloop.errors import ReasonloopError
 from reasonloop.evaluate.metrics import compute_metrics
-from reasonloop.evaluate.rundir import CACHE_DIR, PROBLEMS, make_manifest, write_manifest, write_run
+from reasonloop.evaluate.rundir import (CACHE_DIR, MANIFEST, PROBLEMS, RunFormatError, make_manifest, read_manifest,
+                                       write_manifest, write_run)
 from reasonloop.evaluate.suites import Suite, load_suite, suite_problems
 from reasonloop.models.base import Completion, Generator, Prompt, SamplingParams
 from reasonloop.prompts import PromptFormat
@@ -67,6 +69,7 @@ def evaluate_suite(
         config={"suite": suite.model_dump(), "data": data, "limit": limit, "batch_size": batch_size,
                 "prompt_format": asdict(fmt)},
     )
+    refuse_other_run(out_dir, manifest)
     write_manifest(out_dir, manifest)
     write_records(out_dir / PROBLEMS, problems)
     cache = ItemCache(out_dir / CACHE_DIR)
@@ -114,6 +117,7 @@ def evaluate_attempts(
         config={"suite": suite.model_dump(), "data": data, "graded_existing_attempts": True,
                 "suite_problems_without_attempts": len(all_problems) - len(graded_problems)},
     )
+    refuse_other_run(out_dir, manifest)
     write_manifest(out_dir, manifest)
     with progress_bars(progress) as bars:
         verdicts = grade_attempts(graded_problems, attempts, ItemCache(out_dir / CACHE_DIR),
@@ -123,6 +127,25 @@ def evaluate_attempts(
     write_run(out_dir, manifest=manifest, problems=graded_problems, attempts=list(attempts), verdicts=verdicts,
               metrics=metrics)
     return metrics
+
+
+RESUME_KEYS = ("format_version", "kind", "suite", "model_fingerprint", "strategy", "sampling")
+
+
+def refuse_other_run(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """Resume only the same run: never overwrite another run's results in `out_dir`."""
+    if not (out_dir / MANIFEST).is_file():
+        return
+    try:
+        existing = read_manifest(out_dir)
+    except RunFormatError as exc:
+        raise ReasonloopError(f"{exc}; choose another output directory") from None
+    as_json = json.loads(json.dumps(manifest))  # tuples read back as lists
+    differs = [key for key in RESUME_KEYS if existing.get(key) != as_json.get(key)]
+    if differs:
+        key = differs[0]
+        raise ReasonloopError(f"{out_dir} holds another run ({key} {existing.get(key)!r}, this run {manifest.get(key)!r}); "
+                              f"choose another output directory, or delete it to start over")
 
 
 # ---------------------------------------------------------------- generation
