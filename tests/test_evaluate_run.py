@@ -129,3 +129,19 @@ def test_a_batch_failing_all_alike_stops_the_run_before_caching(tmp_path):
     with pytest.raises(ReasonloopError, match="every prompt of a batch failed, nothing was cached: model tiny has no chat"):
         run_eval(generator, problems, tmp_path / "run")
     assert not list((tmp_path / "run" / "cache").glob("shard-*"))
+
+
+def test_perturbation_variant_reports_sets_and_drop(tmp_path):
+    suite = load_suite("builtin-heldout:rename")
+    suite = suite.model_copy(update={"source": suite.source.model_copy(update={"per_template": 3, "max_steps": 2})})
+    from reasonloop.evaluate import suite_problems
+
+    problems = suite_problems(suite)
+    generator = ScriptedGenerator({p.question: p.answer for p in problems})
+    metrics = evaluate_suite(generator, suite, tmp_path / "run", prompt_format=FORMAT, progress=False)
+    robustness = metrics["robustness"]
+    assert len(robustness["sets"]) == 3 and robustness["min"] <= robustness["mean"] <= robustness["max"]
+    rename = robustness["perturbations"]["rename"]
+    assert rename["paired"] and rename["n"] == sum(p.meta.get("perturbation") == "rename" for p in problems)
+    assert rename["drop"] == pytest.approx(rename["original"] - rename["accuracy"])
+    assert set(metrics["by_steps"]) <= {"1", "2"}
