@@ -45,3 +45,10 @@ def test_gpt3_solutions_score_what_their_labels_imply(gsm8k, shared_data, tmp_pa
     print(f"GPT-3 {solution_set}: graded {100 * metrics['accuracy']:.2f}%, labels imply {100 * implied:.2f}%")
     assert metrics["n_problems"] == 1319
     assert abs(metrics["accuracy"] - implied) <= 0.003
+
+
+def test_math500_reference_solutions_score_100_percent(shared_data, tmp_path):
+    problems = suite_problems(load_suite("math500"), data=str(shared_data / "math500" / "test.jsonl"))
+    attempts = [Attempt(problem_id=p.id, prompt=p.question, completion=p.solution) for p in problems]
+    metrics = evaluate_attempts(attempts, "math500", tmp_path / "ref", problems=problems, progress=False)
+    assert metrics["n_problems"] == 500 and metrics["accuracy"] == 1.0, metrics["status_counts"]
