@@ -152,6 +152,17 @@ def test_missing_metrics_give_a_partial_report(shared_data, tmp_path):
     assert "No run has robustness.sets" in figure(report.html, "robustness")
 
 
+def test_attempts_without_verdicts_are_shown_as_unverified(shared_data, tmp_path):
+    run_dir = make_run(shared_data, tmp_path / "ungraded", problems=5, samples=2)
+    lines = (run_dir / "verdicts.jsonl").read_text().splitlines()
+    (run_dir / "verdicts.jsonl").write_text("\n".join(lines[3:]) + "\n")
+    report = build_report([run_dir])
+    assert "3 attempt(s) have no verdict: shown as unverified" in report.notices[-1]
+    data = embedded_data(report.html)
+    statuses = Counter(row[data["columns"].index("status")] for row in data["runs"][0]["rows"])
+    assert statuses["unverified"] == 3 and sum(statuses.values()) == 10
+
+
 def test_training_run_without_records_reports_its_curves(tmp_path):
     run_dir = tmp_path / "sft"
     write_manifest(run_dir, make_manifest(kind="train", model="tiny-llama"))

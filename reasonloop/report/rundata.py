@@ -53,6 +53,10 @@ def note_unmatched_records(run: Run, notices: list[str]) -> None:
     verdicts = sum(verdict.problem_id not in known for verdict in run.verdicts)
     if attempts or verdicts:
         notices.append(f"{attempts} attempt(s) and {verdicts} verdict(s) name no problem in problems.jsonl: not shown")
+    graded = {(verdict.problem_id, verdict.sample_index) for verdict in run.verdicts}
+    ungraded = sum((attempt.problem_id, attempt.sample_index) not in graded for attempt in run.attempts)
+    if ungraded:
+        notices.append(f"{ungraded} attempt(s) have no verdict: shown as unverified")
 
 
 def attach_trees(run: RunData) -> None:
