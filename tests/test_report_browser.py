@@ -147,6 +147,26 @@ def test_search_tree_is_drawn_for_its_problem(page):
     assert page.find_elements(By.CSS_SELECTOR, "#trace-detail .tree") == []
 
 
+def test_trace_detail_shows_how_other_runs_did_on_the_problem(page, runs):
+    Select(page.find_element(By.ID, "run-select")).select_by_index(0)
+    click_filter(page, "all")
+    shared = json.loads((runs[0] / "problems.jsonl").read_text().splitlines()[30])["id"]  # tuned has it too
+    only_base = json.loads((runs[0] / "problems.jsonl").read_text().splitlines()[0])["id"]
+    tuned = [json.loads(line) for line in (runs[1] / "verdicts.jsonl").read_text().splitlines()]
+    correct = sum(v["problem_id"] == shared and v["status"] == "correct" for v in tuned)
+    for _ in range(2):
+        page.find_element(By.ID, "next-page").click()  # problem 30's samples are rows 120-123: page 3
+    page.find_element(By.CSS_SELECTOR, '#trace-table tbody tr[data-row="120"]').click()
+    item = page.find_element(By.CSS_SELECTOR, "#trace-detail .other-runs li")
+    assert (item.get_attribute("data-run"), item.get_attribute("data-correct"), item.get_attribute("data-samples")) == (
+        "tuned", str(correct), "4")
+    assert page.find_element(By.CSS_SELECTOR, "#trace-detail h3").text == f"Problem {shared}"
+    click_filter(page, "all")
+    page.find_element(By.CSS_SELECTOR, '#trace-table tbody tr[data-row="0"]').click()
+    assert page.find_element(By.CSS_SELECTOR, "#trace-detail h3").text == f"Problem {only_base}"
+    assert page.find_elements(By.CSS_SELECTOR, "#trace-detail .other-runs") == []
+
+
 def test_search_narrows_rows_to_one_problem(page, runs):
     Select(page.find_element(By.ID, "run-select")).select_by_index(0)
     click_filter(page, "all")

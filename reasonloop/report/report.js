@@ -122,10 +122,22 @@
       el("pre", { className: "question" }, problem[1]),
       field("Reference answer", problem[2]),
       problem[3] ? el("details", {}, el("summary", {}, "Reference solution"), el("pre", {}, problem[3])) : null,
+      otherRunsView(problem[0]),
       current.trees[String(problemIndex)] ? treeView(current.trees[String(problemIndex)]) : null,
       el("h3", {}, samples.length + " sample(s)"),
       ...samples.map(([row, index]) => sampleView(row, index === rowIndex))].filter((node) => node !== null));
     panel.hidden = false;
+  }
+
+  function otherRunsView(problemId) {
+    const items = data.runs.filter((entry, index) => index !== state.run).map((entry) => {
+      const rows = entry.rows.filter((row) => entry.problems[row[COL.problem]][0] === problemId);
+      if (!rows.length) return null;
+      const correct = rows.filter((row) => row[COL.status] === "correct").length;
+      return el("li", { dataset: { run: entry.name, correct: String(correct), samples: String(rows.length) } },
+        entry.name + ": " + correct + " of " + rows.length + " sample(s) correct");
+    }).filter((item) => item !== null);
+    return items.length ? el("div", { className: "other-runs" }, el("b", {}, "Same problem in other runs:"), el("ul", {}, items)) : null;
   }
 
   function sampleView(row, selected) {
