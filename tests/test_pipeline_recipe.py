@@ -134,4 +134,8 @@ def test_trainer_settings_typos_are_named():
 
 @pytest.mark.parametrize("path", sorted((ROOT / "recipes").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_recipes_validate(path):
-    assert load_recipe(path).stages
+    import yaml
+
+    needs_model = bool(yaml.safe_load(path.read_text()).get("model"))
+    recipe = load_recipe(path, [f"model={ROOT}"] if needs_model else [])  # any existing dir stands for the model
+    assert recipe.stages and plan(recipe)

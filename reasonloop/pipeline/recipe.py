@@ -55,6 +55,9 @@ class StageConfig(BaseModel):
                 found[field_name] = [value] if isinstance(value, str) else list(value)
         return found
 
+    def preflight(self) -> None:
+        """Checks that need heavy imports (trainer settings): run before the first stage starts."""
+
     def cache_settings(self) -> dict[str, Any]:
         """What determines the stage's results besides its inputs (for cache keys)."""
         return self.model_dump(exclude={"name", *self.refs})

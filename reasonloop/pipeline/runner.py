@@ -157,6 +157,8 @@ def run_recipe(
     from reasonloop.pipeline import stages as _stages  # noqa: F401 - registers the stage kinds
     from reasonloop.pipeline.executors import make_executor
 
+    for stage in recipe.stages:
+        stage.preflight()
     run_dir = Path(run_dir).resolve()
     own_executor = executor is None
     if own_executor:

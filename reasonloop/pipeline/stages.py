@@ -30,7 +30,10 @@ def settings_object(cls: type, values: dict[str, Any], where: str) -> Any:
     for key in values:
         if key not in allowed:
             raise RecipeError(unknown("setting", key, allowed, f"stage {where}"))
-    return cls(**values)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"stage {where}: {exc}") from None
 
 
 def write_problems(path: Path, problems: list[Problem]) -> StageOutput:
@@ -109,6 +112,11 @@ class TinyModelStage(StageConfig):
     config: dict[str, Any] = Field(default_factory=dict, description="TinyConfig fields (hidden_size, num_layers, ...).")
     vocab_size: int = Field(512, ge=64, description="Tokenizer vocabulary size.")
 
+    def preflight(self) -> None:
+        from reasonloop.models.tiny import TinyConfig
+
+        settings_object(TinyConfig, self.config, f"{self.name}.config")
+
     def run(self, ctx, inputs, out_dir, seed):
         from reasonloop.models.tiny import TinyConfig, create_tiny_model
         from reasonloop.prompts import PLAIN_FORMAT
@@ -128,6 +136,9 @@ class TrainStage(StageConfig):
 
     model: str = Field(description="The model to start from: a model stage or 'base'.")
     settings: dict[str, Any] = Field(default_factory=dict, description="Fields of the trainer's settings dataclass.")
+
+    def preflight(self) -> None:
+        self.trainer_settings()
 
     def trainer_settings(self) -> Any:
         import importlib
