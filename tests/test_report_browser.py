@@ -21,6 +21,10 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--window-size=1400,1000")
 
+# Starting Chromium and clicking through every filter takes ~20 s on a busy 2-core machine:
+# run with the slow tests (CI runs them too).
+pytestmark = pytest.mark.slow
+
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a test dependency: pip install -e '.[test]'")
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     pytest.skip("Chromium not installed: run scripts/install-test-deps.sh (apt-get install chromium chromium-driver)",
