@@ -22,7 +22,7 @@ from reasonloop import __version__
 from reasonloop.atomic import atomic_write_text
 from reasonloop.errors import ReasonloopError
 from reasonloop.records import VERDICT_STATUSES, Trace
-from reasonloop.report.plots import Plot, all_plots, run_color
+from reasonloop.report.plots import all_plots, run_color
 from reasonloop.report.rundata import RunData, is_number, load_run, metric, metric_series, text_or_none
 
 UNVERIFIED = "unverified"
