@@ -157,3 +157,31 @@ def test_cache_ls_and_gc_keep_what_runs_use(warm, tmp_path, shared_data):
     assert computed == {}
     with pytest.raises(Exception, match="not a pipeline run directory"):
         collect_garbage(tmp_path / "cache", [tmp_path])
+
+
+def test_full_disk_during_a_shard_write_stops_with_one_line_and_loses_nothing(baseline, warm, tmp_path, shared_data,
+                                                                              monkeypatch):
+    import errno
+
+    import reasonloop.cache
+    from reasonloop.cache import CacheWriteError
+
+    _, first, _ = baseline
+    shutil.rmtree(tmp_path / "cache" / "solve")
+    (tmp_path / "run" / "solve" / "stage.json").unlink()
+    real_write, writes = reasonloop.cache.atomic_write_bytes, []
+
+    def disk_fills_up(path, data):
+        writes.append(path)
+        if len(writes) >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, data)
+
+    monkeypatch.setattr(reasonloop.cache, "atomic_write_bytes", disk_fills_up)
+    with pytest.raises(CacheWriteError) as info:
+        run(small_recipe(shared_data), tmp_path)
+    assert "No space left on device" in str(info.value) and "8 results of this batch will be recomputed" in str(info.value)
+    monkeypatch.undo()
+    assert len(ItemCache(tmp_path / "cache" / "solve")) == 8  # the batch written before the disk filled up
+    resumed, computed = run(small_recipe(shared_data), tmp_path)
+    assert computed["solve"] == 16 and read_bytes(resumed, "solve", "verify") == read_bytes(first, "solve", "verify")
