@@ -85,6 +85,8 @@ def add_left_right(answer: str) -> str | None:
 
 
 def reorder(answer: str) -> str | None:
+    if "=" in answer:
+        return None
     if answer.startswith("\\{") and answer.endswith("\\}"):
         items = split_top_level(answer[2:-2])
         return "\\{" + ", ".join(reversed(items)) + "\\}" if len(items) > 1 else None
@@ -98,9 +100,34 @@ def reorder(answer: str) -> str | None:
 
 
 def variable_prefix(answer: str) -> str | None:
-    if "=" in answer or "\\in" in answer or "\\text" in answer or len(split_top_level(answer)) > 1:
+    if any(mark in answer for mark in ("=", "\\in", "\\text", "\\cup")) or len(split_top_level(answer)) > 1:
         return None
     return f"x = {answer}"
+
+
+def explicit_times(answer: str) -> str | None:
+    """`2\\sqrt{5}` -> `2 \\cdot \\sqrt{5}`, `3x` -> `3 \\cdot x` (not `1\\frac{4}{5}`, a mixed number)."""
+    return re.sub(r"(\d)\s*(\\sqrt|\\pi|[a-z](?![a-z]))", r"\1 \\cdot \2", answer) if "\\text" not in answer else None
+
+
+def sqrt_without_braces(answer: str) -> str | None:
+    return re.sub(r"\\sqrt\{(\d)\}", r"\\sqrt\1", answer)
+
+
+def integer_as_decimal(answer: str) -> str | None:
+    return f"{answer}.0" if answer.lstrip("-").isdigit() else None
+
+
+def sign_into_numerator(answer: str) -> str | None:
+    match = SIMPLE_FRACTION.match(answer.replace(" ", ""))
+    if not match or not match.group(1):
+        return None
+    return f"\\frac{{-{match.group(2)}}}{{{match.group(3)}}}"
+
+
+def unwrap_text(answer: str) -> str | None:
+    match = re.fullmatch(r"\\text\{([^{}]*)\}", answer)
+    return match.group(1) if match else None
 
 
 RULES = {
@@ -115,6 +142,11 @@ RULES = {
     "\\left/\\right": add_left_right,
     "reordered": reorder,
     "x = prefix": variable_prefix,
+    "explicit \\cdot": explicit_times,
+    "\\sqrt without braces": sqrt_without_braces,
+    "integer as N.0": integer_as_decimal,
+    "sign into numerator": sign_into_numerator,
+    "\\text{} unwrapped": unwrap_text,
 }
 
 

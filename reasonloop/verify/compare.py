@@ -246,9 +246,11 @@ def closeness(x: complex, y: complex) -> Decision:
     return None
 
 
-def sample_points(symbols: list[str], count: int = 4) -> list[dict[str, complex]]:
+def sample_points(symbols: list[str], count: int = 5) -> list[dict[str, complex]]:
+    """Fixed pseudo-random points; the last two are negative, so `|x|` and `x` differ."""
     rng = random.Random(",".join(symbols))
-    return [{name: complex(rng.uniform(0.3, 1.9)) for name in symbols} for _ in range(count)]
+    signs = [1] * (count - 2) + [-1, -1]
+    return [{name: complex(sign * rng.uniform(0.3, 1.9)) for name in symbols} for sign in signs]
 
 
 def functions_equal(evaluate, symbols: list[str]) -> Decision:

@@ -33,7 +33,7 @@ def extract_answer(completion: str, *, last_number_fallback: bool | None = None)
     if not isinstance(completion, str) or not completion.strip():
         return None
     boxed = last_boxed(completion)
-    if boxed is not None:
+    if boxed is not None and clean(boxed):
         return clean(boxed)
     for pattern in (GSM8K_MARKER, ANSWER_IS, A_LINE):
         answer = last_match(pattern, completion)

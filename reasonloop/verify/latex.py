@@ -263,6 +263,8 @@ class Parser:
             return ("sym", name)
         if name in FUNCTIONS:
             return self.function(name)
+        if name in ("binom", "dbinom", "tbinom"):
+            return ("binom", self.group_or_token(), self.group_or_token())
         raise LatexError(f"unsupported command \\{name}")
 
     def function(self, name: str) -> Node:
@@ -340,7 +342,15 @@ def exact(node: Node) -> Fraction:
         return top / bottom
     if kind == "pow":
         return exact_power(exact(node[1]), exact(node[2]))
+    if kind == "binom":
+        return Fraction(exact_binomial(exact(node[1]), exact(node[2])))
     raise NotExact(kind)
+
+
+def exact_binomial(n: Fraction, k: Fraction) -> int:
+    if n.denominator != 1 or k.denominator != 1 or not 0 <= n <= 10_000:
+        raise NotExact("binomial")
+    return math.comb(int(n), int(k)) if k >= 0 else 0
 
 
 def exact_power(base: Fraction, exponent: Fraction) -> Fraction:
@@ -382,6 +392,11 @@ def numeric(node: Node, point: dict[str, complex]) -> complex:
         return complex(abs(numeric(node[1], point)))
     if kind == "call":
         return FUNCTIONS[node[1]](numeric(node[2], point))
+    if kind == "binom":
+        n, k = numeric(node[1], point), numeric(node[2], point)
+        if n.imag or k.imag or n.real > 170 or k.real < 0 or n.real - k.real < 0:
+            raise ValueError("binomial")
+        return complex(math.gamma(n.real + 1) / (math.gamma(k.real + 1) * math.gamma(n.real - k.real + 1)))
     if kind == "fact":
         value = numeric(node[1], point)
         if value.imag or value.real > 170:

@@ -20,6 +20,8 @@ def rules(*pairs: tuple[str, str]) -> list[Rule]:
 
 
 PRESENTATION = rules(
+    ("\u2212|\u2013", "-"), ("\u00d7", r"\\times"), ("\u00b7|\u22c5", r"\\cdot"), ("\u221e", r"\\infty"),
+    ("\u03c0", r"\\pi"),
     (r"\\(?:displaystyle|textstyle|limits)\b", ""),
     (r"\\\$|\$", ""),                                  # math delimiters and dollar signs (a unit)
     (r"\\[()\[\]]", ""),                                # \( \) \[ \] delimiters
