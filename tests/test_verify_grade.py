@@ -10,7 +10,7 @@ import pytest
 
 from reasonloop.records import Attempt, Problem, Verdict, read_records, write_records
 from reasonloop.verify import VERIFIER_VERSION, extract_answer, grade, grade_batch
-from reasonloop.verify.pool import GraderPool, shared_pool
+from reasonloop.verify.pool import GraderPool, close_shared_pool, shared_pool
 from reasonloop.verify.reward import make_reward_function
 
 
@@ -183,3 +183,17 @@ def test_cli_names_the_bad_line(tmp_path):
     assert result.returncode == 1
     assert "attempts.jsonl, line 2, field 'problem_id'" in result.stderr and "nope" in result.stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_forked_child_gets_its_own_pool_and_leaves_the_parents_alone():
+    pool = shared_pool()
+    assert grade("\\boxed{\\gcd(12, 18)}", "6").correct
+    pids = {worker.process.pid for worker in pool.workers}
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        close_shared_pool()  # what the child's atexit does: must not stop the parent's workers
+        os._exit(0 if shared_pool() is not pool else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert grade("\\boxed{\\gcd(12, 18)}", "6").correct
+    assert {worker.process.pid for worker in pool.workers} == pids

@@ -81,6 +81,7 @@ class GraderPool:
     def __init__(self, size: int | None = None, worker_command: str = WORKER_COMMAND):
         self.size = max(1, size or os.cpu_count() or 1)
         self.worker_command = worker_command  # Python source a worker runs (tests swap in a stuck one)
+        self.owner_pid = os.getpid()  # a forked child must not share (or close) its parent's workers
         self.workers: list[Worker] = []
         self.lock = threading.Lock()
         self.start_failures = 0
@@ -202,6 +203,8 @@ def shared_pool(workers: int | None = None) -> GraderPool:
     """The process-wide pool, created on first use (re-created when a different `workers` is asked for)."""
     global _SHARED
     with _SHARED_LOCK:
+        if _SHARED is not None and _SHARED.owner_pid != os.getpid():
+            _SHARED = None  # inherited through fork: those workers belong to the parent
         if _SHARED is not None and workers is None:
             return _SHARED
         size = max(1, workers or os.cpu_count() or 1)
@@ -216,6 +219,6 @@ def shared_pool(workers: int | None = None) -> GraderPool:
 @atexit.register
 def close_shared_pool() -> None:
     global _SHARED
-    if _SHARED is not None:
+    if _SHARED is not None and _SHARED.owner_pid == os.getpid():
         _SHARED.close()
-        _SHARED = None
+    _SHARED = None
