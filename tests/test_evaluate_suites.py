@@ -107,3 +107,14 @@ def test_perturbation_variants_hold_originals_and_changed_perturbed_problems():
     assert [p.meta.get("perturbation") for p in limited].count("rename") == 5 and len(limited) == 10
     with pytest.raises(SuiteError, match="unknown perturbation 'shout'.*choose one of: noop, rename, resample, scale"):
         load_suite("gsm-symbolic:shout")
+
+
+def test_repeated_problems_in_a_dataset_are_kept_once_and_logged(tmp_path, caplog):
+    data = tmp_path / "data.jsonl"
+    rows = ['{"question": "What is 2 + 2?", "answer": "4"}', '{"question": "What is 3 + 3?", "answer": "6"}']
+    data.write_text("\n".join(rows + rows[:1]) + "\n")
+    suite = tmp_path / "mine.yaml"
+    suite.write_text(f"source: {{kind: dataset, path: {data}}}\n")
+    problems = suite_problems(load_suite(str(suite)))
+    assert [p.answer for p in problems] == ["4", "6"]
+    assert "suite mine: 1 problems repeat an earlier problem's id" in caplog.text

@@ -213,10 +213,20 @@ def suite_problems(suite: Suite, *, data: str | None = None, limit: int | None =
     if suite.source.kind not in SOURCES:
         raise SuiteError(f"suite {suite.name!r}: unknown source kind {suite.source.kind!r}; "
                          f"known: {', '.join(sorted(SOURCES))}")
-    problems = SOURCES[suite.source.kind](suite.source, data, suite.perturb)
+    problems = unique_ids(SOURCES[suite.source.kind](suite.source, data, suite.perturb), suite.name)
     if not problems:
         raise SuiteError(f"suite {suite.name!r} holds no problems")
     return limit_problems(problems, limit)
+
+
+def unique_ids(problems: list[Problem], suite_name: str) -> list[Problem]:
+    """One problem per id (verdicts are joined by id); repeats are logged, not kept twice."""
+    seen: set[str] = set()
+    kept = [p for p in problems if not (p.id in seen or seen.add(p.id))]
+    if len(kept) < len(problems):
+        log.warning("suite %s: %d problems repeat an earlier problem's id and were left out",
+                    suite_name, len(problems) - len(kept))
+    return kept
 
 
 # ---------------------------------------------------------------- finding suites
