@@ -189,3 +189,19 @@ def test_smollm2_gguf_chat_and_its_converted_cache(tmp_path, monkeypatch):
     assert first.fingerprint() == cached.fingerprint()
     sampled = SamplingParams(n=2, temperature=0.8, max_new_tokens=8, seed=3)
     assert cached.generate(prompts, sampled) == first.generate(prompts, sampled)
+
+
+def test_a_failing_batch_is_recorded_per_item_and_the_job_goes_on(tiny_dir, monkeypatch):
+    gen = HFGenerator(tiny_dir, batch_size=1)
+    real_forward = gen._forward
+
+    def forward(ids, mask, positions, cache):
+        if cache is None and ids.shape[1] > 20:  # the long prompt's batch breaks
+            raise RuntimeError("simulated out of memory\nsecond line")
+        return real_forward(ids, mask, positions, cache)
+
+    monkeypatch.setattr(gen, "_forward", forward)
+    got = gen.generate([PROMPTS[2], PROMPTS[1], 42], SamplingParams(max_new_tokens=3))
+    assert got[0][0].finish_reason == "error" and got[0][0].error.endswith("generation failed: RuntimeError: simulated out of memory")
+    assert got[1][0].finish_reason == "length" and got[1][0].tokens == 3
+    assert got[2][0].finish_reason == "error" and "must be a string or a list" in got[2][0].error

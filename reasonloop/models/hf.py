@@ -264,6 +264,8 @@ class HFGenerator:
         """(prompt text, whether it already holds the special tokens the template adds)."""
         if isinstance(prompt, str):
             return prompt, False
+        if not isinstance(prompt, list) or not all(isinstance(m, dict) and {"role", "content"} <= m.keys() for m in prompt):
+            raise ModelError(f"a prompt must be a string or a list of {{'role', 'content'}} messages, got {str(prompt)[:80]!r}")
         if not self.tokenizer.chat_template:
             raise ModelError(f"model {self.model_name} has no chat template: pass plain-text prompts")
         return self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True), True
