@@ -126,6 +126,7 @@ def test_saved_directory_loads_back_unchanged_with_auto_classes(tmp_path, corpus
 
     tokenizer = AutoTokenizer.from_pretrained(out)
     model = AutoModelForCausalLM.from_pretrained(out)
+    assert tokenizer.model_max_length == model.config.max_position_embeddings == 512
     assert isinstance(model, LlamaForCausalLM)
     rebuilt = build_tiny_model(train_tokenizer(corpus), seed=3)
     text = corpus[5]

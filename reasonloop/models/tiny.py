@@ -110,6 +110,7 @@ def create_tiny_model(
     """Train a tokenizer on `corpus_texts`, build the model, save both to `out_dir`."""
     out = Path(out_dir)
     tokenizer = train_tokenizer(corpus_texts, vocab_size=vocab_size)
+    tokenizer.model_max_length = config.max_positions  # so truncation/trainers respect the context window
     model = build_tiny_model(tokenizer, config, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as staging:
