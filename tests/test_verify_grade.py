@@ -197,3 +197,25 @@ def test_a_forked_child_gets_its_own_pool_and_leaves_the_parents_alone():
     assert os.waitstatus_to_exitcode(status) == 0
     assert grade("\\boxed{\\gcd(12, 18)}", "6").correct
     assert {worker.process.pid for worker in pool.workers} == pids
+
+
+LATEX_PIECES = ["1", "23", "0.5", ".", ",", "x", "i", "e", "\\pi", "\\frac", "\\sqrt", "{", "}", "(", ")", "[", "]",
+                "^", "_", "-", "+", "/", "=", "\\{", "\\}", "\\cup", "\\pm", "\\text{cm}", "\\%", "\\infty", "\\left(",
+                "\\right)", " ", "\\begin{pmatrix}", "\\end{pmatrix}", "&", "\\\\", "\\sin", "!", "|", "\\binom", "or"]
+
+
+def test_fast_path_never_raises_on_latex_soup():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from reasonloop.verify.compare import compare_answers
+
+    soup = st.lists(st.sampled_from(LATEX_PIECES), max_size=20).map("".join)
+
+    @settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(soup, soup)
+    def check(prediction, reference):
+        decision, form = compare_answers(prediction, reference)
+        assert decision in (True, False, None) and form
+
+    check()
