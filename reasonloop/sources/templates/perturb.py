@@ -127,7 +127,7 @@ def scale(template: Template, seed: int, index: int) -> Problem:
     scalable = [name for name in template.numeric_variables if name not in fixed]
     constrained = {name for step in template.plan for check in step.checks for name in check.expression.names}
     rng = make_rng(template.id, seed, index, "scale")
-    for chosen in (set(scalable), set(scalable) - constrained):
+    for chosen in (set(scalable), set(scalable) - constrained, *({name} for name in scalable)):
         if not chosen:
             continue
         try:
