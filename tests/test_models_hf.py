@@ -205,3 +205,20 @@ def test_a_failing_batch_is_recorded_per_item_and_the_job_goes_on(tiny_dir, monk
     assert got[0][0].finish_reason == "error" and got[0][0].error.endswith("generation failed: RuntimeError: simulated out of memory")
     assert got[1][0].finish_reason == "length" and got[1][0].tokens == 3
     assert got[2][0].finish_reason == "error" and "must be a string or a list" in got[2][0].error
+
+
+def test_sampling_follows_the_tempered_distribution_and_top_p_cuts_the_tail():
+    from reasonloop.models.hf import sample_tokens
+
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0, -3.0])
+    rows = 40_000
+    uniforms = torch.rand(rows, generator=torch.Generator().manual_seed(0))
+    for temperature in (1.0, 0.5):
+        picks = sample_tokens(logits.repeat(rows, 1), temperature, 1.0, uniforms)
+        expected = torch.softmax(logits / temperature, -1)
+        assert torch.allclose(torch.bincount(picks, minlength=5) / rows, expected, atol=0.01)
+    probs = torch.softmax(logits, -1)  # ~[.64, .24, .09, .03, .004]: top_p=0.8 keeps the first two
+    picks = sample_tokens(logits.repeat(rows, 1), 1.0, 0.8, uniforms)
+    kept = probs[:2] / probs[:2].sum()
+    assert torch.allclose(torch.bincount(picks, minlength=5) / rows, torch.cat([kept, torch.zeros(3)]), atol=0.01)
+    assert torch.equal(sample_tokens(logits.repeat(3, 1), 0.0, 1.0, uniforms[:3]), torch.zeros(3, dtype=torch.long))
