@@ -222,3 +222,14 @@ def test_sampling_follows_the_tempered_distribution_and_top_p_cuts_the_tail():
     kept = probs[:2] / probs[:2].sum()
     assert torch.allclose(torch.bincount(picks, minlength=5) / rows, torch.cat([kept, torch.zeros(3)]), atol=0.01)
     assert torch.equal(sample_tokens(logits.repeat(3, 1), 0.0, 1.0, uniforms[:3]), torch.zeros(3, dtype=torch.long))
+
+
+def test_rows_that_finish_early_leave_the_batch_without_changing_the_others(tiny_dir, gen):
+    """Stop strings end rows at different steps, so the batch shrinks mid-decode (rows and KV
+    cache); every completion must equal the one decoded alone."""
+    alone = HFGenerator(tiny_dir, batch_size=1)
+    params = SamplingParams(n=4, temperature=1.0, max_new_tokens=24, seed=9, stop=("e", "a", "?"))
+    together = HFGenerator(tiny_dir, batch_size=12).generate(PROMPTS, params)
+    lengths = sorted(c.tokens for row in together for c in row)
+    assert lengths[0] < lengths[-1] and lengths[2] < 24  # rows did finish at different steps
+    assert together == alone.generate(PROMPTS, params)

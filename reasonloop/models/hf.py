@@ -296,6 +296,8 @@ class HFGenerator:
         return out.logits[:, -1, :].float(), out.past_key_values
 
     def _run_batch(self, rows: list[_Row], params: SamplingParams) -> list[Completion]:
+        """Decode `rows` together. `live` maps batch positions to rows; rows that finish are
+        dropped from the batch (and its KV cache) once they are a quarter of it."""
         import torch
 
         device, size = self.device, len(rows)
@@ -308,27 +310,31 @@ class HFGenerator:
         tokens = torch.full((size, steps), self.pad_id, dtype=torch.long, device=device)
         token_logprobs = torch.zeros((size, steps), device=device) if params.logprobs else None
         lengths = torch.zeros(size, dtype=torch.long, device=device)
-        done = torch.zeros(size, dtype=torch.bool, device=device)
         stopped = torch.zeros(size, dtype=torch.bool, device=device)
+        live = torch.arange(size, device=device)
         with torch.inference_mode():
             logits, cache = self._forward(ids, mask, positions, None)
             for step in range(steps):
-                next_tokens = sample_tokens(logits, params.temperature, params.top_p, uniforms[:, step])
-                active = ~done
+                next_tokens = sample_tokens(logits, params.temperature, params.top_p, uniforms[live, step])
+                active = ~stopped[live] & (lengths[live] < limits[live])
                 ended = torch.isin(next_tokens, eos) & active
                 kept = active & ~ended
-                tokens[:, step] = torch.where(kept, next_tokens, tokens[:, step])
+                tokens[live, step] = torch.where(kept, next_tokens, tokens[live, step])
                 if token_logprobs is not None:
-                    token_logprobs[:, step] = torch.log_softmax(logits, -1).gather(1, next_tokens[:, None]).squeeze(1)
-                lengths += kept
-                stopped |= ended
+                    token_logprobs[live, step] = torch.log_softmax(logits, -1).gather(1, next_tokens[:, None]).squeeze(1)
+                lengths[live] += kept
+                stopped[live] |= ended
                 if params.stop:
-                    stopped |= self._hit_stop(tokens, lengths, kept, step, params.stop)
-                done |= stopped | (lengths >= limits)
-                if bool(done.all()):
+                    stopped[self._stop_hits(tokens, live[kept].tolist(), step, params.stop)] = True
+                finished = stopped[live] | (lengths[live] >= limits[live])
+                if bool(finished.all()):
                     break
+                if 4 * int(finished.sum()) >= len(live):
+                    keep = (~finished).nonzero().squeeze(1)
+                    cache.batch_select_indices(keep)
+                    live, mask, positions, next_tokens = live[keep], mask[keep], positions[keep], next_tokens[keep]
                 positions = positions[:, -1:] + 1
-                mask = torch.cat([mask, torch.ones((size, 1), dtype=mask.dtype, device=device)], dim=1)
+                mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype, device=device)], dim=1)
                 logits, cache = self._forward(next_tokens[:, None], mask, positions, cache)
         return [
             self._completion(tokens[i, : lengths[i]].tolist(), bool(stopped[i]), token_logprobs[i] if token_logprobs is not None else None, params)
@@ -346,17 +352,12 @@ class HFGenerator:
             mask[i, width - len(seq) :] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _hit_stop(self, tokens, lengths, kept, step: int, stop: Sequence[str]):
+    def _stop_hits(self, tokens, rows: list[int], step: int, stop: Sequence[str]) -> list[int]:
         """Rows whose newest tokens contain a stop string (only the tail is decoded: cheap)."""
-        import torch
-
         window = max(len(s.encode()) for s in stop) + 2  # a token holds at least one byte
-        rows = kept.nonzero().squeeze(1).tolist()
         tails = tokens[rows, max(0, step + 1 - window) : step + 1].tolist()
-        hits = torch.zeros_like(kept)
-        for row, text in zip(rows, self.tokenizer.batch_decode(tails, skip_special_tokens=True)):
-            hits[row] = any(s in text for s in stop)
-        return hits
+        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
+        return [row for row, text in zip(rows, texts) if any(s in text for s in stop)]
 
     def _completion(self, token_ids: list[int], stopped: bool, token_logprobs, params: SamplingParams) -> Completion:
         text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
