@@ -1,0 +1,113 @@
+"""DPO (Rafailov et al. 2023) on verified preference pairs, with TRL's DPOTrainer.
+
+For each training problem the model samples `k` attempts; a pair is a verified-correct
+attempt (chosen) and an incorrect one (rejected) for the same problem. The reference
+model is an explicit frozen copy of the starting model.
+
+    from reasonloop.train.dpo import DPOSettings, train_dpo
+    train_dpo("runs/rft/round-2", problems, "runs/dpo", DPOSettings(beta=0.1))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from reasonloop.errors import ReasonloopError
+from reasonloop.records import Problem, write_records
+from reasonloop.train import common
+from reasonloop.train.sampling import Graded, sample_and_grade
+
+
+@dataclass
+class DPOSettings(common.TrainSettings):
+    """DPO settings: the shared optimisation settings plus
+
+    Attributes:
+        beta: strength of the implicit KL constraint to the reference model.
+        loss_type: TRL DPO loss ("sigmoid", "ipo", "hinge", ...).
+        k: attempts sampled per problem to find pairs.
+        temperature: sampling temperature of those attempts.
+        pairs_per_problem: at most this many (chosen, rejected) pairs per problem.
+        max_new_tokens: generation limit per attempt.
+        max_length: longest tokenized prompt + completion kept.
+    """
+
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+    k: int = 4
+    temperature: float = 0.8
+    pairs_per_problem: int = 1
+    max_new_tokens: int = 192
+    max_length: int = 512
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.k < 2 or self.pairs_per_problem < 1 or self.beta <= 0:
+            raise ValueError(f"DPOSettings: need k >= 2, pairs_per_problem >= 1, beta > 0; got k={self.k}, "
+                             f"pairs_per_problem={self.pairs_per_problem}, beta={self.beta}")
+
+
+def preference_pairs(graded: Sequence[Graded], pairs_per_problem: int) -> list[tuple[Problem, str, str]]:
+    """(problem, chosen, rejected): distinct correct and incorrect completions of the same problem."""
+    by_problem: dict[str, tuple[Problem, list[str], list[str]]] = {}
+    for item in graded:
+        _, right, wrong = by_problem.setdefault(item.problem.id, (item.problem, [], []))
+        if item.verdict.status == "correct":
+            bucket = right
+        elif item.verdict.status in ("incorrect", "no_answer"):  # a grader failure is neither
+            bucket = wrong
+        else:
+            continue
+        if item.attempt.completion.strip() and item.attempt.completion not in bucket:
+            bucket.append(item.attempt.completion)
+    return [(problem, chosen, rejected) for problem, right, wrong in by_problem.values()
+            for chosen, rejected in list(zip(right, wrong))[:pairs_per_problem]]
+
+
+def train_dpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
+              settings: DPOSettings = DPOSettings()) -> Path:
+    """Sample, pair, and train with DPO; returns `out_dir` (a standard HF dir)."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    common.check_problems(problems, "dpo")
+    out_dir = Path(out_dir)
+    graded = sample_and_grade(model, problems, k=settings.k, temperature=settings.temperature, seed=settings.seed,
+                              max_new_tokens=settings.max_new_tokens)
+    write_records(out_dir / "attempts.jsonl", [g.attempt for g in graded])
+    write_records(out_dir / "verdicts.jsonl", [g.verdict for g in graded])
+    pairs = preference_pairs(graded, settings.pairs_per_problem)
+    if not pairs:
+        solved = len({g.problem.id for g in graded if g.verdict.correct})
+        raise ReasonloopError(f"dpo: no preference pairs — {solved} of {len(problems)} problems have a verified-correct "
+                              f"attempt at k={settings.k}, none also has an incorrect one with it; "
+                              "raise k or temperature, or use harder problems")
+    loaded = common.load_for_training(model)
+    reference = common.load_for_training(model).model.eval()
+    lora = common.use_lora(settings, loaded.model)
+    fmt = loaded.prompt_format
+    rows = [{"prompt": common.prompt_value(p.question, fmt), "chosen": common.completion_value(chosen, fmt),
+             "rejected": common.completion_value(rejected, fmt)} for p, chosen, rejected in pairs]
+    config = DPOConfig(**settings.trainer_args(out_dir), per_device_train_batch_size=settings.batch_size,
+                       beta=settings.beta, loss_type=[settings.loss_type], max_length=settings.max_length)
+    guard = common.divergence_guard()
+    trainer = DPOTrainer(
+        model=loaded.model,
+        ref_model=None if lora else reference,  # with LoRA the adapter-disabled model is the reference
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=loaded.tokenizer,
+        peft_config=common.lora_config(settings) if lora else None,
+        callbacks=[common.step_log_callback(out_dir / common.TRAIN_LOG,
+                                            resume_step=common.checkpoint_step(common.last_checkpoint(out_dir))),
+                   guard],
+    )
+    seconds = common.run_trainer(trainer, out_dir, guard)
+    common.save_trained(trainer, loaded, out_dir, settings, lora=lora)
+    common.write_manifest(out_dir, "train-dpo", loaded, settings, n_problems=len(problems), pairs=len(pairs),
+                          lora=lora, optimizer_steps=trainer.state.global_step, train_seconds=round(seconds, 1))
+    return out_dir

@@ -1,0 +1,91 @@
+"""Greedy held-out accuracy of a checkpoint, and McNemar's test to compare two checkpoints.
+
+    from reasonloop.train import evaluate_accuracy, mcnemar
+    before, after = evaluate_accuracy("runs/sft", heldout), evaluate_accuracy("runs/rft", heldout)
+    print(after.summary(), mcnemar(before.correct, after.correct))
+
+Minimal on purpose: the evaluation package (`reasonloop.evaluate`) has the full suite runner
+(pass@k, robustness, run directories for the report). Both grade with `verify.grade_batch`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from reasonloop.records import Problem
+from reasonloop.train.common import prompt_value
+
+
+@dataclass
+class AccuracyReport:
+    """Per-problem greedy correctness, with the accuracy per `meta["steps"]`."""
+
+    model: str
+    correct: list[bool]
+    steps: list[int | None]
+    completions: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.correct)
+
+    @property
+    def accuracy(self) -> float:
+        return sum(self.correct) / self.n if self.n else 0.0
+
+    def by_steps(self) -> dict[int | None, tuple[int, int]]:
+        """{steps: (correct, total)}."""
+        table: dict[int | None, list[int]] = {}
+        for ok, steps in zip(self.correct, self.steps):
+            cell = table.setdefault(steps, [0, 0])
+            cell[0] += ok
+            cell[1] += 1
+        return {steps: (c, t) for steps, (c, t) in sorted(table.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))}
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{s} steps {c}/{t} = {c / t:.1%}" for s, (c, t) in self.by_steps().items())
+        return f"accuracy {self.accuracy:.1%} ({sum(self.correct)}/{self.n}); by steps: {parts}"
+
+
+def evaluate_accuracy(model_dir: str | Path, problems: Sequence[Problem], *, batch_size: int = 64,
+                      max_new_tokens: int = 192) -> AccuracyReport:
+    """Greedy accuracy of `model_dir` on `problems`, asked in the model's saved prompt format."""
+    from reasonloop.models.hf import HFGenerator
+    from reasonloop.prompts import load_prompt_format
+    from reasonloop.models.base import SamplingParams
+    from reasonloop.verify import grade_batch
+
+    prompt_format = load_prompt_format(model_dir)
+    generator = HFGenerator(model_dir, batch_size=batch_size)
+    params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, stop=prompt_format.stop)
+    outputs = generator.generate([prompt_value(p.question, prompt_format) for p in problems], params)
+    texts = [samples[0].text for samples in outputs]
+    verdicts = grade_batch([(text, p.answer) for text, p in zip(texts, problems)])
+    return AccuracyReport(str(model_dir), [v.correct for v in verdicts],
+                          [p.meta.get("steps") for p in problems], texts)
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Exact McNemar test on paired outcomes: b = only A right, c = only B right."""
+
+    only_a: int
+    only_b: int
+    p_value: float
+
+    def __str__(self) -> str:
+        return f"McNemar: only first correct {self.only_a}, only second correct {self.only_b}, p = {self.p_value:.2g}"
+
+
+def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> McNemar:
+    """Two-sided exact (binomial) McNemar test that A and B are equally accurate on the same items."""
+    if len(a) != len(b):
+        raise ValueError(f"paired outcomes must have the same length, got {len(a)} and {len(b)}")
+    only_a = sum(x and not y for x, y in zip(a, b))
+    only_b = sum(y and not x for x, y in zip(a, b))
+    n = only_a + only_b
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n if n else 1.0
+    return McNemar(only_a, only_b, min(1.0, 2 * tail))

@@ -1,0 +1,111 @@
+"""GRPO (Shao et al. 2024) with the verifier as reward, on TRL's GRPOTrainer.
+
+    from reasonloop.train.grpo import GRPOSettings, train_grpo
+    train_grpo("runs/rft/round-2", problems, "runs/grpo", GRPOSettings(num_generations=8, beta=0.04))
+
+The reward is `reasonloop.verify.reward.make_reward_function` (1 correct, 0 wrong, None
+when the verifier gave up) plus an optional format bonus. A NaN/inf loss, gradient, reward
+or KL stops the run with a clear error, keeping the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from reasonloop.errors import ReasonloopError
+from reasonloop.records import Problem
+from reasonloop.train import common
+
+PREFLIGHT_ITEMS = 8
+
+
+@dataclass
+class GRPOSettings(common.TrainSettings):
+    """GRPO settings: the shared optimisation settings (`batch_size` counts completions: prompts x
+    `num_generations`) plus
+
+    Attributes:
+        num_generations: group size — completions sampled per prompt, compared with each other.
+        beta: weight of the KL penalty to the starting model (0 turns it off and skips the reference model).
+        temperature: sampling temperature of the group's completions.
+        max_completion_length: generation limit per completion, in tokens.
+        format_weight: reward bonus for stating a final answer in a recognised form.
+        loss_type: TRL GRPO loss ("dapo", "grpo", "dr_grpo", "bnpo", ...).
+        max_loss: stop as diverged when the logged loss exceeds this (None: only NaN/inf stop).
+    """
+
+    learning_rate: float = 1e-4
+    batch_size: int = 64
+    num_generations: int = 8
+    beta: float = 0.04
+    temperature: float = 1.0
+    max_completion_length: int = 192
+    format_weight: float = 0.0
+    loss_type: str = "dapo"
+    max_loss: float | None = None
+    logging_steps: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_generations < 2:
+            raise ValueError(f"GRPOSettings.num_generations must be >= 2 (a group), got {self.num_generations}")
+        if self.batch_size % self.num_generations:
+            raise ValueError(f"GRPOSettings.batch_size ({self.batch_size}) must be a multiple of "
+                             f"num_generations ({self.num_generations})")
+        if self.beta < 0 or self.temperature <= 0:
+            raise ValueError(f"GRPOSettings: beta must be >= 0 and temperature > 0, got {self.beta}, {self.temperature}")
+
+
+def preflight_rewards(reward_functions: Sequence[Callable], problems: Sequence[Problem], prompt_format) -> None:
+    """Score a few reference completions before training: a reward that is None for all of them would
+    make every group's advantage undefined, so stop now rather than after the first generations."""
+    sample = list(problems[:PREFLIGHT_ITEMS])
+    prompts = [common.prompt_value(p.question, prompt_format) for p in sample]
+    completions = [common.completion_value(prompt_format.render_target(p.solution, p.answer), prompt_format)
+                   for p in sample]
+    for function in reward_functions:
+        scores = function(prompts=prompts, completions=completions, answer=[p.answer for p in sample])
+        if all(score is None for score in scores):
+            name = getattr(function, "__name__", repr(function))
+            raise ReasonloopError(f"reward function {name} returned None for all {len(sample)} reference "
+                                  "completions checked before training: it cannot score this data")
+
+
+def train_grpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
+               settings: GRPOSettings = GRPOSettings(), reward_functions: Sequence[Callable] | None = None) -> Path:
+    """GRPO on `problems` (their `answer` is the reference); returns `out_dir` (a standard HF dir)."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from reasonloop.verify.reward import make_reward_function
+
+    common.check_problems(problems, "grpo")
+    out_dir = Path(out_dir)
+    rewards = list(reward_functions or [make_reward_function(format_weight=settings.format_weight)])
+    loaded = common.load_for_training(model)
+    preflight_rewards(rewards, problems, loaded.prompt_format)
+    lora = common.use_lora(settings, loaded.model)
+    rows = [{"prompt": common.prompt_value(p.question, loaded.prompt_format), "answer": p.answer} for p in problems]
+    config = GRPOConfig(**settings.trainer_args(out_dir), per_device_train_batch_size=settings.batch_size,
+                        num_generations=settings.num_generations, beta=settings.beta,
+                        temperature=settings.temperature, max_completion_length=settings.max_completion_length,
+                        loss_type=settings.loss_type)
+    guard = common.divergence_guard(settings.max_loss)
+    trainer = GRPOTrainer(
+        model=loaded.model,
+        reward_funcs=rewards,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=loaded.tokenizer,
+        peft_config=common.lora_config(settings) if lora else None,
+        callbacks=[common.step_log_callback(out_dir / common.TRAIN_LOG,
+                                            resume_step=common.checkpoint_step(common.last_checkpoint(out_dir))),
+                   guard],
+    )
+    seconds = common.run_trainer(trainer, out_dir, guard)
+    common.save_trained(trainer, loaded, out_dir, settings, lora=lora)
+    common.write_manifest(out_dir, "train-grpo", loaded, settings, n_problems=len(problems), lora=lora,
+                          optimizer_steps=trainer.state.global_step, train_seconds=round(seconds, 1))
+    return out_dir

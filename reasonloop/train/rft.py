@@ -1,0 +1,193 @@
+"""Rejection-sampling self-training: STaR (Zelikman et al. 2022) and ReST-EM (Singh et al. 2023).
+
+Each round samples `k` attempts per training problem from the latest model, keeps the
+ones the verifier accepts (deduplicated, at most `max_per_problem` per problem),
+optionally rationalizes (STaR: retries unsolved problems with the answer given as a hint
+and keeps verified attempts, trained on *without* the hint), then fine-tunes with SFT —
+from the starting model each round (`restart_from_base`, ReST-EM) or continuing.
+
+    from reasonloop.train.rft import RFTSettings, train_rft
+    result = train_rft("runs/sft", problems, "runs/rft", RFTSettings(rounds=2, k=4), heldout=heldout)
+    print(result.table())
+
+`OUT/round-N/` holds each round's model (a standard HF dir), its sampled `attempts.jsonl`
+and `verdicts.jsonl`, and `round.json`; a killed run resumes at the first unfinished round.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from reasonloop.atomic import atomic_write_json, atomic_write_text
+from reasonloop.errors import ReasonloopError
+from reasonloop.records import Problem, write_records
+from reasonloop.train import common
+from reasonloop.train.sampling import Graded, sample_and_grade
+from reasonloop.train.sft import SFTSettings, train_sft
+
+ROUND_FILE = "round.json"
+
+
+@dataclass
+class RFTSettings:
+    """Self-training settings.
+
+    Attributes:
+        rounds: sample → filter → fine-tune rounds.
+        k: attempts sampled per problem per round.
+        temperature: sampling temperature of those attempts.
+        max_per_problem: distinct verified attempts kept per problem.
+        rationalize: STaR rationalization of problems no attempt solved.
+        restart_from_base: fine-tune the starting model each round (ReST-EM) instead of the last round's.
+        max_new_tokens: generation limit per attempt.
+        batch_size: prompts x samples generated together.
+        seed: sampling seed of round 1 (round r uses seed + r - 1).
+        sft: the fine-tuning settings of every round (an `SFTSettings` or a dict of its fields).
+    """
+
+    rounds: int = 2
+    k: int = 4
+    temperature: float = 0.8
+    max_per_problem: int = 4
+    rationalize: bool = False
+    restart_from_base: bool = False
+    max_new_tokens: int = 192
+    batch_size: int = 64
+    seed: int = 0
+    sft: SFTSettings = field(default_factory=SFTSettings)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sft, dict):
+            self.sft = SFTSettings(**self.sft)
+        for name in ("rounds", "k", "max_per_problem", "max_new_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RFTSettings.{name} must be >= 1, got {getattr(self, name)}")
+        if self.temperature <= 0:
+            raise ValueError(f"RFTSettings.temperature must be > 0 (sampling), got {self.temperature}")
+
+
+@dataclass
+class RoundStats:
+    round: int
+    problems: int
+    solved: int  # problems with at least one verified attempt (before rationalization)
+    rationalized: int  # further problems solved with the answer as a hint
+    kept: int  # distinct verified samples trained on
+    optimizer_steps: int
+    heldout_accuracy: float | None
+    model_dir: str
+
+    @property
+    def solved_fraction(self) -> float:
+        return self.solved / self.problems if self.problems else 0.0
+
+
+@dataclass
+class RFTResult:
+    model_dir: Path
+    rounds: list[RoundStats]
+
+    def table(self) -> str:
+        lines = ["round  solved       kept  steps  held-out"]
+        for r in self.rounds:
+            held = f"{r.heldout_accuracy:.1%}" if r.heldout_accuracy is not None else "-"
+            lines.append(f"{r.round:>5}  {r.solved_fraction:>6.1%} {'+' + str(r.rationalized) if r.rationalized else '':>4}"
+                         f" {r.kept:>6}  {r.optimizer_steps:>5}  {held:>8}")
+        return "\n".join(lines)
+
+
+def keep_verified(graded: Sequence[Graded], max_per_problem: int) -> dict[str, list[str]]:
+    """problem id -> distinct verified worked solutions (whitespace-normalised), at most `max_per_problem`."""
+    kept: dict[str, list[str]] = {}
+    for item in graded:
+        reasoning = common.reasoning_of(item.attempt.completion)
+        chosen = kept.setdefault(item.problem.id, [])
+        if item.verdict.correct and reasoning and len(chosen) < max_per_problem \
+                and " ".join(reasoning.split()) not in {" ".join(s.split()) for s in chosen}:
+            chosen.append(reasoning)
+    return {pid: solutions for pid, solutions in kept.items() if solutions}
+
+
+def as_training_problems(problems: Sequence[Problem], kept: dict[str, list[str]]) -> list[Problem]:
+    return [p.model_copy(update={"solution": solution, "id": f"{p.id}-s{i}"})
+            for p in problems for i, solution in enumerate(kept.get(p.id, []))]
+
+
+def run_round(number: int, sampler: Path | str, start: Path | str, problems: Sequence[Problem], out: Path,
+              settings: RFTSettings, heldout: Sequence[Problem] | None) -> RoundStats:
+    seed = settings.seed + number - 1
+    graded = sample_and_grade(sampler, problems, k=settings.k, temperature=settings.temperature, seed=seed,
+                              max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
+    kept = keep_verified(graded, settings.max_per_problem)
+    solved = len(kept)
+    if settings.rationalize:
+        unsolved = [p for p in problems if p.id not in kept]
+        hinted = sample_and_grade(sampler, unsolved, k=settings.k, temperature=settings.temperature, seed=seed,
+                                  max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size, hint=True)
+        graded += hinted
+        kept |= keep_verified(hinted, settings.max_per_problem)
+    write_records(out / "attempts.jsonl", [g.attempt for g in graded])
+    write_records(out / "verdicts.jsonl", [g.verdict for g in graded])
+    if not kept:
+        raise ReasonloopError(
+            f"round {number}: 0 of {len(problems)} problems solved at k={settings.k} — raise k or temperature, "
+            "or start from an SFT model")
+    train_sft(start, as_training_problems(problems, kept), out, settings.sft)
+    manifest = json.loads((out / common.MANIFEST).read_text())
+    accuracy = None
+    if heldout:
+        from reasonloop.train.evaluate import evaluate_accuracy
+
+        accuracy = evaluate_accuracy(out, heldout, batch_size=settings.batch_size,
+                                     max_new_tokens=settings.max_new_tokens).accuracy
+    stats = RoundStats(number, len(problems), solved, len(kept) - solved, sum(map(len, kept.values())),
+                       manifest["optimizer_steps"], accuracy, str(out))
+    atomic_write_json(out / ROUND_FILE, asdict(stats))
+    return stats
+
+
+def train_rft(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
+              settings: RFTSettings = RFTSettings(), heldout: Sequence[Problem] | None = None) -> RFTResult:
+    """`settings.rounds` rounds of sample → verify → fine-tune; `result.model_dir` is the last round's model."""
+    common.check_problems(problems, "rft")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rounds: list[RoundStats] = []
+    latest: Path | str = model
+    for number in range(1, settings.rounds + 1):
+        round_dir = out_dir / f"round-{number}"
+        if (round_dir / ROUND_FILE).is_file():  # finished before a kill: reuse
+            stats = RoundStats(**json.loads((round_dir / ROUND_FILE).read_text()))
+        else:
+            start = model if settings.restart_from_base else latest
+            stats = run_round(number, latest, start, problems, round_dir, settings, heldout)
+        rounds.append(stats)
+        latest = round_dir
+    write_rft_log(out_dir, rounds)
+    atomic_write_json(out_dir / common.MANIFEST, rft_manifest(str(model), settings, rounds), default=str)
+    return RFTResult(Path(latest), rounds)
+
+
+def write_rft_log(out_dir: Path, rounds: Sequence[RoundStats]) -> None:
+    """One row per round, its step the optimizer steps so far (for the report's curves)."""
+    step, rows = 0, []
+    for r in rounds:
+        step += r.optimizer_steps
+        row = {"step": step, "round": r.round, "solved_fraction": r.solved_fraction, "kept": r.kept}
+        if r.heldout_accuracy is not None:
+            row["accuracy"] = r.heldout_accuracy
+        rows.append(json.dumps(row))
+    atomic_write_text(out_dir / common.TRAIN_LOG, "".join(row + "\n" for row in rows))
+
+
+def rft_manifest(model: str, settings: RFTSettings, rounds: Sequence[RoundStats]) -> dict:
+    from reasonloop.evaluate.rundir import make_manifest
+    from reasonloop.verify import verifier_id
+
+    return make_manifest(kind="train-rft", model=model, verifier_version=verifier_id(), seed=settings.seed,
+                         config=asdict(settings), rounds=[asdict(r) | {"solved_fraction": r.solved_fraction}
+                                                          for r in rounds],
+                         final_model=rounds[-1].model_dir, complete=True)

@@ -1,0 +1,59 @@
+"""Supervised fine-tuning on worked solutions (gold, or verified samples) with TRL's SFTTrainer.
+
+    from reasonloop.train.sft import SFTSettings, train_sft
+    train_sft("runs/tiny", problems, "runs/sft", SFTSettings(epochs=12))
+
+The loss covers the completion only (the worked solution and `#### answer`), not the
+question. The model's prompt format (`reasonloop_prompt.json`) is kept in the checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from reasonloop.records import Problem
+from reasonloop.train import common
+
+
+@dataclass
+class SFTSettings(common.TrainSettings):
+    """SFT settings: the shared optimisation settings plus
+
+    Attributes:
+        max_length: longest tokenized prompt + completion kept (longer ones are truncated).
+    """
+
+    max_length: int = 512
+
+
+def train_sft(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
+              settings: SFTSettings = SFTSettings()) -> Path:
+    """Fine-tune `model` on the problems' worked solutions; returns `out_dir` (a standard HF dir)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    common.check_problems(problems, "sft", need_solutions=True)
+    out_dir = Path(out_dir)
+    loaded = common.load_for_training(model)
+    lora = common.use_lora(settings, loaded.model)
+    rows = common.sft_rows(problems, loaded.prompt_format, annotations=settings.calculator_annotations)
+    config = SFTConfig(**settings.trainer_args(out_dir), per_device_train_batch_size=settings.batch_size,
+                       max_length=settings.max_length, completion_only_loss=True)
+    guard = common.divergence_guard()
+    trainer = SFTTrainer(
+        model=loaded.model,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=loaded.tokenizer,
+        peft_config=common.lora_config(settings) if lora else None,
+        callbacks=[common.step_log_callback(out_dir / common.TRAIN_LOG,
+                                            resume_step=common.checkpoint_step(common.last_checkpoint(out_dir))),
+                   guard],
+    )
+    seconds = common.run_trainer(trainer, out_dir, guard)
+    common.save_trained(trainer, loaded, out_dir, settings, lora=lora)
+    common.write_manifest(out_dir, "train-sft", loaded, settings, n_problems=len(problems), lora=lora,
+                          optimizer_steps=trainer.state.global_step, train_seconds=round(seconds, 1))
+    return out_dir
