@@ -42,9 +42,10 @@ class ComputedItems:
     def __init__(self):
         self.counts = Counter()
 
-    def __call__(self, label, total):
+    def __call__(self, label, total, done):
         def advance(n):
-            self.counts[label] += n
+            if not label.startswith("stage "):  # one bar per stage, besides the per-item ones
+                self.counts[label] += n
 
         return advance
 

@@ -22,9 +22,10 @@ def run(
     address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray)."),
     workers: Optional[int] = typer.Option(None, help="Worker processes / Ray CPUs."),
     as_json: bool = typer.Option(False, "--json", help="Print the result summary as JSON."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show the libraries' own warnings and logs."),
 ) -> None:
     """Run a recipe; a killed run resumes where it stopped when run again."""
-    run_recipe_file(recipe, set_, run_dir, cache_dir, executor, address, workers, as_json)
+    run_recipe_file(recipe, set_, run_dir, cache_dir, executor, address, workers, as_json, verbose)
 
 
 def quickstart(
@@ -32,12 +33,36 @@ def quickstart(
     run_dir: Path = typer.Option(Path("runs/quickstart"), "--run-dir", "-o", help="Run directory."),
     cache_dir: Optional[Path] = typer.Option(None, help="Result cache (default: $REASONLOOP_CACHE or ~/.cache/reasonloop)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result summary as JSON."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show the libraries' own warnings and logs."),
 ) -> None:
     """Built-in templates -> tiny model -> SFT -> self-training -> GRPO -> evaluation -> HTML report."""
-    run_recipe_file(QUICKSTART, set_, run_dir, cache_dir, None, None, None, as_json)
+    run_recipe_file(QUICKSTART, set_, run_dir, cache_dir, None, None, None, as_json, verbose)
 
 
-def run_recipe_file(recipe_path, overrides, run_dir, cache_dir, executor, address, workers, as_json) -> None:
+def quiet_libraries() -> None:
+    """Keep the terminal to progress bars and results: no library warnings or their own bars."""
+    import logging
+    import os
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in ("transformers", "trl", "datasets", "accelerate", "peft"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import datasets
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
+
+
+def run_recipe_file(recipe_path, overrides, run_dir, cache_dir, executor, address, workers, as_json,
+                    verbose: bool = False) -> None:
     from rich.console import Console
 
     from reasonloop.pipeline.recipe import load_recipe
@@ -51,6 +76,8 @@ def run_recipe_file(recipe_path, overrides, run_dir, cache_dir, executor, addres
     if workers:
         overrides.append(f"executor.workers={workers}")
     recipe = load_recipe(recipe_path, overrides)
+    if not verbose:
+        quiet_libraries()
     console = Console(stderr=as_json)
     run_dir = run_dir or Path("runs") / recipe.name
     start = time.perf_counter()
@@ -82,12 +109,12 @@ class ProgressBars:
     def __exit__(self, *exc) -> None:
         self.progress.stop()
 
-    def bar(self, label: str, total: int):
-        task = self.progress.add_task(label, total=total)
+    def bar(self, label: str, total: int, done: int = 0):
+        task = self.progress.add_task(label, total=total, completed=done)
         return lambda n: self.progress.advance(task, n)
 
     def log(self, line: str) -> None:
-        self.progress.console.log(line, markup=False)
+        self.progress.console.print(f"[{time.perf_counter() - self.started:6.1f} s] {line}", markup=False, highlight=False)
 
 
 def result_summary(result, elapsed: float) -> dict:

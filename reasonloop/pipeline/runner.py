@@ -75,7 +75,7 @@ class RunContext:
     run_dir: Path
     cache_dir: Path
     executor: Any  # reasonloop.pipeline.executors.Executor
-    progress: Callable[[str, int], Callable[[int], None]]  # (label, total) -> advance(n)
+    progress: Callable[[str, int, int], Callable[[int], None]]  # (label, total, done already) -> advance(n)
     log: Callable[[str], None] = print
     round: int = 0  # 1..R inside a loop, 0 outside
     used_keys: dict[str, set[str]] = field(default_factory=dict)  # namespace -> keys this run read or wrote
@@ -150,7 +150,7 @@ def run_recipe(
     *,
     cache_dir: str | Path | None = None,
     executor: Any = None,
-    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    progress: Callable[[str, int, int], Callable[[int], None]] | None = None,
     log: Callable[[str], None] = print,
 ) -> RunResult:
     """Run every stage of `recipe` into `run_dir`, reusing whatever is already done."""
@@ -242,9 +242,11 @@ def run_stage(ctx: RunContext, stage: StageConfig, outputs, round_index: int, ti
     output, cache_keys = cached_stage_output(out_dir, key, ctx.run_dir)
     status = "cached" if output else "computed"
     if output is None:
-        ctx.log(f"stage {label}: {stage.kind}")
+        ctx.log(f"stage {label} ({stage.kind}) ...")
+        done = ctx.progress(f"stage {label}", 1, 0)
         ctx.stage_keys = {}
         output = stage.run(ctx, inputs, out_dir, seed)
+        done(1)
         atomic_write_json(out_dir / STAGE_FILE, {"key": key, "kind": stage.kind, "seed": seed,
                                                  "output": output.to_json(ctx.run_dir),
                                                  "cache_keys": {ns: sorted(k) for ns, k in ctx.stage_keys.items()}})
@@ -252,8 +254,12 @@ def run_stage(ctx: RunContext, stage: StageConfig, outputs, round_index: int, ti
         ctx.use_keys(cache_keys)
         ctx.log(f"stage {label}: done earlier (same inputs and settings)")
     outputs[stage.name] = output
-    timings[label] = {"kind": stage.kind, "produces": output.kind, "status": status, "seconds": round(time.perf_counter() - start, 3), "seed": seed,
-                      "key": key, **({"metrics": output.meta["summary"]} if "summary" in output.meta else {})}
+    seconds = time.perf_counter() - start
+    timings[label] = {"kind": stage.kind, "produces": output.kind, "status": status, "seconds": round(seconds, 3),
+                      "seed": seed, "key": key, **({"metrics": output.meta["summary"]} if "summary" in output.meta else {})}
+    if status == "computed":
+        summary = f": {output.meta['summary']}" if "summary" in output.meta else ""
+        ctx.log(f"stage {label} done in {seconds:.1f} s{summary}")
     return output
 
 
@@ -272,7 +278,7 @@ def cached_stage_output(out_dir: Path, key: str, run_dir: Path) -> tuple[StageOu
     return output, data.get("cache_keys", {})
 
 
-def no_progress(label: str, total: int) -> Callable[[int], None]:
+def no_progress(label: str, total: int, done: int = 0) -> Callable[[int], None]:
     return lambda n: None
 
 

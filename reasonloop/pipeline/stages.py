@@ -9,7 +9,7 @@ imported inside `run`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -25,11 +25,15 @@ from reasonloop.text import normalize_question
 
 
 def settings_object(cls: type, values: dict[str, Any], where: str) -> Any:
-    """`cls(**values)` for a settings dataclass, naming an unknown key and the allowed ones."""
-    allowed = [f.name for f in fields(cls)]
-    for key in values:
-        if key not in allowed:
-            raise RecipeError(unknown("setting", key, allowed, f"stage {where}"))
+    """`cls(**values)` for a settings dataclass, naming an unknown key and the allowed ones
+    (also inside nested settings, e.g. `sft:` within self-training settings)."""
+    known = {f.name: f for f in fields(cls)}
+    for key, value in values.items():
+        if key not in known:
+            raise RecipeError(unknown("setting", key, list(known), f"stage {where}"))
+        nested = known[key].default_factory if callable(known[key].default_factory) else None
+        if isinstance(value, dict) and nested is not None and is_dataclass(nested):
+            settings_object(nested, value, f"{where}.{key}")
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
@@ -92,9 +96,11 @@ class ProblemsStage(StageConfig):
 
 
 def training_texts(problems: list[Problem]) -> list[str]:
+    """Prompt + target as the trainers render them (plain format, no calculator annotations)."""
     from reasonloop.prompts import PLAIN_FORMAT
+    from reasonloop.train.common import target_text
 
-    return [PLAIN_FORMAT.render_prompt(p.question) + PLAIN_FORMAT.render_target(p.solution, p.answer) for p in problems]
+    return [PLAIN_FORMAT.render_prompt(p.question) + target_text(p, PLAIN_FORMAT, annotations=False) for p in problems]
 
 
 def model_output(path: Path, **meta: Any) -> StageOutput:
@@ -175,20 +181,15 @@ class SFTStage(TrainStage):
 
 
 def verified_solutions(verdicts_output: StageOutput, max_per_problem: int) -> list[Problem]:
-    """Correct samples as problems whose solution is the sample's reasoning (its final line cut)."""
-    problems = {p.id: p for p in load(verdicts_output.meta["problems"], Problem)}
+    """Correct samples as problems whose solution is the sample's reasoning (as `train_rft` keeps them)."""
+    from reasonloop.train.rft import as_training_problems, keep_verified
+    from reasonloop.train.sampling import Graded
+
+    problems = load(verdicts_output.meta["problems"], Problem)
+    by_id = {p.id: p for p in problems}
     attempts = load(verdicts_output.meta["attempts"], Attempt)
-    verdicts = load(verdicts_output.path, Verdict)
-    kept: dict[str, list[str]] = {}
-    for attempt, verdict in zip(attempts, verdicts):
-        solution = attempt.completion.rsplit("####", 1)[0].strip()
-        chosen = kept.setdefault(attempt.problem_id, [])
-        if verdict.correct and solution and solution not in chosen and len(chosen) < max_per_problem:
-            chosen.append(solution)
-    return [
-        problems[pid].model_copy(update={"solution": solution, "id": f"{pid}-s{i}"})
-        for pid, solutions in kept.items() for i, solution in enumerate(solutions)
-    ]
+    graded = [Graded(by_id[a.problem_id], a, v) for a, v in zip(attempts, load(verdicts_output.path, Verdict))]
+    return as_training_problems(problems, keep_verified(graded, max_per_problem))
 
 
 @register_stage("rft")
@@ -265,6 +266,17 @@ class Sampling:
     seed: int = 0
 
 
+def cached_map(ctx: RunContext, namespace: str, items: list, keys: list[str], compute, *, batch_size: int,
+               label: str, runner) -> list:
+    """`map_cached` in the run's cache namespace, with a progress bar over the distinct items."""
+    cache = ctx.cache(namespace, keys)
+    distinct = set(keys)
+    advance = ctx.progress(label, len(distinct), sum(key in cache for key in distinct))
+    values = map_cached(items, keys, compute, cache, batch_size=batch_size, on_batch=advance, runner=runner)
+    ctx.report_corruption(cache)
+    return values
+
+
 def generate_chunk(items: list[tuple[str, str, Any]], *, spec: GeneratorSpec, sampling: Sampling,
                    stop: tuple[str, ...], model_fp: str) -> list[list[dict]]:
     """Attempts (as dicts) for each (key, problem id, prompt) item: `sampling.n` each."""
@@ -302,11 +314,8 @@ def solve_problems(ctx: RunContext, model: StageOutput, problems: list[Problem],
             for p, prompt in zip(problems, prompts)]
     compute = partial(generate_chunk, spec=spec, sampling=sampling, stop=tuple(fmt.stop), model_fp=model.fingerprint)
     runner = ctx.executor if spec.remote else None  # a local model is loaded once, in this process
-    advance = ctx.progress(label, len(problems))
-    cache = ctx.cache("solve", keys)
-    values = map_cached(list(zip(keys, (p.id for p in problems), prompts)), keys, compute, cache,
-                        batch_size=batch_size, on_batch=advance, runner=runner)
-    ctx.report_corruption(cache)
+    items = list(zip(keys, (p.id for p in problems), prompts))
+    values = cached_map(ctx, "solve", items, keys, compute, batch_size=batch_size, label=label, runner=runner)
     return [Attempt.model_validate(a) for samples in values for a in samples]
 
 
@@ -329,10 +338,7 @@ def verify_attempts(ctx: RunContext, attempts: list[Attempt], problems: list[Pro
     keys = [item_key("verify", c, r, kind, timeout, VERIFIER_VERSION) for c, r in pairs]
     in_workers = getattr(ctx.executor, "name", "inline") != "inline"
     compute = partial(grade_chunk, kind=kind, timeout=timeout, workers=1 if in_workers else None)
-    cache = ctx.cache("verify", keys)
-    values = map_cached(pairs, keys, compute, cache, batch_size=batch_size,
-                        on_batch=ctx.progress(label, len(pairs)), runner=ctx.executor)
-    ctx.report_corruption(cache)
+    values = cached_map(ctx, "verify", pairs, keys, compute, batch_size=batch_size, label=label, runner=ctx.executor)
     return [Verdict.model_validate({**v, "problem_id": a.problem_id, "sample_index": a.sample_index})
             for a, v in zip(attempts, values)]
 
