@@ -44,6 +44,14 @@ class Compiled:
     constant: bool
     tree: ast.expr
 
+    key: str = ""  # canonical spelling: `n*q` and `n * q` share a key (set from the tree)
+    name: str | None = None  # the variable, when the whole expression is one variable
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", ast.unparse(self.tree))
+        if isinstance(self.tree, ast.Name) and self.tree.id in self.names:
+            object.__setattr__(self, "name", self.tree.id)
+
     def __call__(self, env: Env) -> Any:
         return self.run(env)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import random
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable
@@ -32,23 +31,42 @@ MAX_ITEMS = 1_000_000  # longest list or range an expression may build
 MAX_TEXT = 100_000  # longest string
 
 
-class Rng(random.Random):
-    """Mersenne Twister seeded from a SHA-256 of (template id, seed, index): same draws on any machine."""
+MASK64 = (1 << 64) - 1
+
+
+class Rng:
+    """SplitMix64 seeded from a SHA-256 of (template id, seed, index): same draws on any machine.
+
+    Pure integer arithmetic, so it does not depend on the platform or Python version, and
+    it starts ~10x faster than `random.Random` (sampling builds one per instance)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, seed: int) -> None:
+        self.state = seed & MASK64
+
+    def next64(self) -> int:
+        self.state = state = (self.state + 0x9E3779B97F4A7C15) & MASK64
+        state = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        state = ((state ^ (state >> 27)) * 0x94D049BB133111EB) & MASK64
+        return state ^ (state >> 31)
 
     def below(self, n: int) -> int:
-        """A uniform integer in [0, n) from getrandbits (stable across Python versions)."""
+        """A uniform integer in [0, n) (rejection keeps it unbiased)."""
         if n <= 0:
             raise EvalError("cannot draw from an empty sequence")
-        bits = n.bit_length()
-        value = self.getrandbits(bits)
-        while value >= n:
-            value = self.getrandbits(bits)
-        return value
+        if n > MASK64:
+            raise EvalError(f"cannot draw from {n:,} items")
+        limit = (MASK64 + 1) - (MASK64 + 1) % n
+        value = self.next64()
+        while value >= limit:
+            value = self.next64()
+        return value % n
 
 
 def make_rng(template_id: str, seed: int, index: int, salt: str = "") -> Rng:
     digest = hashlib.sha256(f"{template_id}\x1f{seed}\x1f{index}\x1f{salt}".encode()).digest()
-    return Rng(int.from_bytes(digest[:16], "big"))
+    return Rng(int.from_bytes(digest[:8], "big"))
 
 
 @dataclass(frozen=True)

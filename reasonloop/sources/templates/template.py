@@ -49,9 +49,9 @@ _MISSING = object()
 
 def memoized(expression: Compiled, env: Env, memo: dict[str, Any]) -> Any:
     """The expression's value for this instance; a solution repeats `{n1*p1}` several times."""
-    value = memo.get(expression.source, _MISSING)
+    value = memo.get(expression.key, _MISSING)
     if value is _MISSING:
-        value = memo[expression.source] = expression.run(env)
+        value = memo[expression.key] = expression.run(env)
     return value
 
 
@@ -63,7 +63,8 @@ class Placeholder:
     default: str | None = None  # `{n, Benny}`: the value the original question shows
 
     def render(self, env: Env, memo: dict[str, Any], calc: bool = False) -> str:
-        value = memoized(self.expression, env, memo)
+        name = self.expression.name
+        value = env[name] if name is not None else memoized(self.expression, env, memo)
         if calc:
             return format_calc(value)
         if self.as_fraction and is_number(unwrap(value)):
