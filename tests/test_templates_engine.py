@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from fractions import Fraction
@@ -259,3 +260,42 @@ def test_generate_problems(shared_templates):
     assert [p.meta["index"] for p in problems] == [0, 1, 2, 0, 1, 2]
     perturbed = generate_problems(templates, per_template=3, seed=5, perturb="resample")
     assert [p.meta["base_id"] for p in perturbed] == [p.id for p in problems]
+
+
+# Defaults the files draw from one of our pools that the pool does not hold, on purpose:
+# titles are not names, and these number words do not read right in the pool's role.
+POOL_DEFAULT_EXCEPTIONS = {
+    "Prince Thaddeus", "Prince Arthur", "Prince Walter", "Prince Bruce",  # names_male (0092)
+    "Grandma",  # names_female (0017)
+    "four", "three",  # multi_times (0088 "run four faster", 0090 "has three as many")
+    "half", "one-third",  # fraction_nums holds numerals ("1/2"), p1/0088 writes words
+    "third",  # fraction_alnum (p1/0004 "gives third of the popcorns")
+    "1/10",  # fraction_alph holds words, p1/0028 writes a numeral
+}
+
+
+def test_pool_defaults_are_values_the_pool_can_produce(shared_templates):
+    from reasonloop.sources.templates.pools import POOLS
+    from reasonloop.sources.templates.values import Labeled, parse_number_text
+
+    checked, missing = 0, set()
+    for template in shared_templates.values():
+        for step in template.plan:
+            candidates = step.assignment.candidates
+            uses_pool = any(isinstance(node, ast.Name) and node.id in POOLS for node in ast.walk(candidates.tree))
+            if not uses_pool or not candidates.constant:
+                continue
+            values = candidates.run({})
+            if len(values) != len(evaluate(ast.unparse(candidates.tree))):
+                continue  # narrowed by the file's own one-variable conditions: the file rules some defaults out
+            texts = {item.text.lower() if isinstance(item, Labeled) else str(item).lower() for item in values}
+            numbers = {item for item in values if isinstance(item, (int, Fraction))}
+            for name in step.assignment.targets:
+                default = template.defaults.get(name, "").strip()
+                if not default:
+                    continue
+                checked += 1
+                if default.lower() not in texts and parse_number_text(default) not in numbers:
+                    missing.add(default)
+    assert checked > 300
+    assert missing == POOL_DEFAULT_EXCEPTIONS
