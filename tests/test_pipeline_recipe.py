@@ -139,3 +139,22 @@ def test_shipped_recipes_validate(path):
     needs_model = bool(yaml.safe_load(path.read_text()).get("model"))
     recipe = load_recipe(path, [f"model={ROOT}"] if needs_model else [])  # any existing dir stands for the model
     assert recipe.stages and plan(recipe)
+
+
+def test_cli_prints_one_line_and_exits_1_on_a_bad_recipe(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    raw = loop_recipe()
+    raw["stages"][2]["temprature"] = raw["stages"][2].pop("temperature")
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    done = subprocess.run([sys.executable, "-m", "reasonloop.cli", "run", str(path), "--run-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"error: {path}: unknown key 'temprature' in stages[2] (solve); did you mean 'temperature'? allowed: "
+        "name, seed, samples, temperature, top_p, max_new_tokens, batch_size, backend, limit, model, problems"]
+    assert not (tmp_path / "run").exists()  # refused before any work
