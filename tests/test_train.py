@@ -212,8 +212,30 @@ def test_rft_rounds_table_and_resume(tiny, problems, tmp_path, monkeypatch):
     assert result.model_dir == tmp_path / "rft" / "round-2" and (result.model_dir / "model.safetensors").is_file()
     assert "held-out" in result.table() and all(r.heldout_accuracy is not None for r in result.rounds)
     assert [row["round"] for row in read_log(tmp_path / "rft")] == [1, 2]
+    (tmp_path / "rft" / "round-2" / rft.ROUND_FILE).unlink()  # killed after sampling round 2
+    monkeypatch.setattr(rft, "sample_and_grade", lambda *a, **k: pytest.fail("saved samples must be reused"))
+    assert rft.train_rft(tiny, problems, tmp_path / "rft", settings, heldout=problems[:4]).rounds == result.rounds
     monkeypatch.setattr(rft, "run_round", lambda *a, **k: pytest.fail("finished rounds must not run again"))
     assert rft.train_rft(tiny, problems, tmp_path / "rft", settings).rounds == result.rounds
+
+
+def test_rationalization_retries_unsolved_problems_with_the_answer_as_hint(tiny, problems, tmp_path, monkeypatch):
+    from reasonloop.train import rft
+    from reasonloop.train.sft import SFTSettings
+
+    hinted_calls = []
+    plain = gold_sampler(4)
+
+    def sampler(model_dir, chosen, *, hint=False, **kwargs):
+        if hint:
+            hinted_calls.append(len(chosen))
+            return gold_sampler(1)(model_dir, chosen, **kwargs)
+        return plain(model_dir, chosen, **kwargs)
+
+    monkeypatch.setattr(rft, "sample_and_grade", sampler)
+    settings = rft.RFTSettings(rounds=1, k=2, rationalize=True, sft=quick(SFTSettings, max_steps=1))
+    stats = rft.train_rft(tiny, problems, tmp_path / "rft", settings).rounds[0]
+    assert hinted_calls == [12] and (stats.solved, stats.rationalized, stats.kept) == (4, 12, 16)
 
 
 def test_rft_with_nothing_solved_says_what_to_do(tiny, problems, tmp_path, monkeypatch):

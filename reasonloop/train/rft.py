@@ -23,7 +23,7 @@ from typing import Sequence
 
 from reasonloop.atomic import atomic_write_json, atomic_write_text
 from reasonloop.errors import ReasonloopError
-from reasonloop.records import Problem, write_records
+from reasonloop.records import Attempt, Problem, Verdict, load, write_records
 from reasonloop.train import common
 from reasonloop.train.sampling import Graded, sample_and_grade
 from reasonloop.train.sft import SFTSettings, train_sft
@@ -116,21 +116,43 @@ def as_training_problems(problems: Sequence[Problem], kept: dict[str, list[str]]
             for p in problems for i, solution in enumerate(kept.get(p.id, []))]
 
 
+def sample_round(number: int, sampler: Path | str, problems: Sequence[Problem], out: Path,
+                 settings: RFTSettings) -> tuple[list[Graded], list[Graded]]:
+    """(plain attempts, rationalization attempts) of a round, graded; read back if a killed run saved them."""
+    plain_file, hinted_file = out / "attempts.jsonl", out / "rationalized.jsonl"
+    if (out / "verdicts.jsonl").is_file():
+        return reload_graded(problems, plain_file, out / "verdicts.jsonl"), \
+            reload_graded(problems, hinted_file, out / "rationalized_verdicts.jsonl")
+    seed = settings.seed + number - 1
+    options = dict(k=settings.k, temperature=settings.temperature, seed=seed,
+                   max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
+    plain = sample_and_grade(sampler, problems, **options)
+    hinted: list[Graded] = []
+    if settings.rationalize:
+        solved = keep_verified(plain, settings.max_per_problem)
+        hinted = sample_and_grade(sampler, [p for p in problems if p.id not in solved], hint=True, **options)
+    if hinted:
+        write_records(hinted_file, [g.attempt for g in hinted])
+        write_records(out / "rationalized_verdicts.jsonl", [g.verdict for g in hinted])
+    write_records(plain_file, [g.attempt for g in plain])
+    write_records(out / "verdicts.jsonl", [g.verdict for g in plain])  # written last: marks the samples complete
+    return plain, hinted
+
+
+def reload_graded(problems: Sequence[Problem], attempts_file: Path, verdicts_file: Path) -> list[Graded]:
+    if not verdicts_file.is_file():
+        return []
+    by_id = {p.id: p for p in problems}
+    attempts, verdicts = load(attempts_file, Attempt), load(verdicts_file, Verdict)
+    return [Graded(by_id[a.problem_id], a, v) for a, v in zip(attempts, verdicts)]
+
+
 def run_round(number: int, sampler: Path | str, start: Path | str, problems: Sequence[Problem], out: Path,
               settings: RFTSettings, heldout: Sequence[Problem] | None) -> RoundStats:
-    seed = settings.seed + number - 1
-    graded = sample_and_grade(sampler, problems, k=settings.k, temperature=settings.temperature, seed=seed,
-                              max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
-    kept = keep_verified(graded, settings.max_per_problem)
+    plain, hinted = sample_round(number, sampler, problems, out, settings)
+    kept = keep_verified(plain, settings.max_per_problem)
     solved = len(kept)
-    if settings.rationalize:
-        unsolved = [p for p in problems if p.id not in kept]
-        hinted = sample_and_grade(sampler, unsolved, k=settings.k, temperature=settings.temperature, seed=seed,
-                                  max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size, hint=True)
-        graded += hinted
-        kept |= keep_verified(hinted, settings.max_per_problem)
-    write_records(out / "attempts.jsonl", [g.attempt for g in graded])
-    write_records(out / "verdicts.jsonl", [g.verdict for g in graded])
+    kept |= keep_verified(hinted, settings.max_per_problem)
     if not kept:
         raise ReasonloopError(
             f"round {number}: 0 of {len(problems)} problems solved at k={settings.k} — raise k or temperature, "

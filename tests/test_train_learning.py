@@ -1,0 +1,175 @@
+"""Learning checks (slow): the tiny model from scratch on the built-in library's 1–3-step templates.
+
+Train and held-out problems come from different seeds; held-out questions are deduplicated
+against every training question by normalised text. Each number is greedy accuracy on the
+same 500 held-out problems, printed with its per-step breakdown (run with `-s` to see them;
+docs/results.md records a run). Fixtures chain: base → SFT → RFT → (control, GRPO, DPO).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from reasonloop.prompts import PLAIN_FORMAT
+from reasonloop.text import normalize_question
+from reasonloop.train import common, evaluate_accuracy, mcnemar
+
+pytestmark = pytest.mark.slow
+
+SFT_SEED, HELDOUT_SEED, RFT_SEED = 1, 2, 3
+N_SFT, N_HELDOUT, N_RFT, N_GRPO = 1000, 500, 1000, 256
+MAX_STEPS = 3
+# REASONLOOP_LEARNING_DIR keeps the runs there: a rerun (e.g. after a timeout) reuses finished ones.
+# REASONLOOP_LEARNING_DRY_RUN=1 checks the wiring in a minute (few problems and steps; numbers meaningless).
+KEEP_DIR = os.environ.get("REASONLOOP_LEARNING_DIR")
+DRY_RUN = os.environ.get("REASONLOOP_LEARNING_DRY_RUN") == "1"
+if DRY_RUN:
+    N_SFT, N_HELDOUT, N_RFT, N_GRPO = 48, 24, 32, 16
+
+from reasonloop.models.tiny import TinyConfig  # noqa: E402
+from reasonloop.train.dpo import DPOSettings  # noqa: E402
+from reasonloop.train.grpo import GRPOSettings  # noqa: E402
+from reasonloop.train.rft import RFTSettings  # noqa: E402
+from reasonloop.train.sft import SFTSettings  # noqa: E402
+
+MODEL = TinyConfig(hidden_size=128, num_layers=4, num_heads=4, intermediate_size=384)
+SFT = SFTSettings(learning_rate=3e-3, batch_size=32, epochs=10, save_steps=50, logging_steps=10)
+ROUND_SFT = SFTSettings(learning_rate=5e-4, batch_size=32, epochs=1, warmup_ratio=0.0, save_steps=10_000)
+RFT = RFTSettings(rounds=2, k=4, temperature=0.8, max_per_problem=2, restart_from_base=False, sft=ROUND_SFT, seed=0)
+GRPO = GRPOSettings(learning_rate=2e-5, batch_size=64, num_generations=8, beta=0.04, temperature=1.0,
+                    max_completion_length=128, epochs=1, save_steps=10_000)
+DPO = DPOSettings(learning_rate=1e-5, batch_size=16, beta=0.1, k=4, epochs=1, save_steps=10_000)
+if DRY_RUN:
+    MODEL = TinyConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    SFT, ROUND_SFT = SFTSettings(max_steps=2, batch_size=8), SFTSettings(max_steps=1, batch_size=8)
+    RFT = RFTSettings(rounds=2, k=2, sft=ROUND_SFT, max_new_tokens=32)
+    GRPO = GRPOSettings(max_steps=1, batch_size=8, num_generations=4, max_completion_length=16)
+    DPO = DPOSettings(max_steps=1, batch_size=4, k=4, max_new_tokens=32)
+
+
+def draw(n: int, seed: int, exclude: set[str] = frozenset()):
+    from reasonloop.sources.templates.builtin import builtin_problems, builtin_templates
+
+    per_template = n // len(builtin_templates(max_steps=MAX_STEPS)) + 2
+    pool = [p for p in builtin_problems(per_template * 2, seed=seed, max_steps=MAX_STEPS)
+            if normalize_question(p.question) not in exclude]
+    random.Random(seed).shuffle(pool)
+    return pool[:n]
+
+
+@pytest.fixture(scope="module")
+def data():
+    sft = draw(N_SFT, SFT_SEED)
+    rft = draw(N_RFT, RFT_SEED)
+    seen = {normalize_question(p.question) for p in sft + rft}
+    heldout = draw(N_HELDOUT, HELDOUT_SEED, exclude=seen)
+    overlap = sum(normalize_question(p.question) in seen for p in heldout)
+    print(f"\nproblems: {len(sft)} SFT (seed {SFT_SEED}), {len(rft)} RFT/GRPO/DPO (seed {RFT_SEED}), "
+          f"{len(heldout)} held-out (seed {HELDOUT_SEED}); held-out overlap with training questions: {overlap}")
+    assert overlap == 0 and len(heldout) == N_HELDOUT
+    return {"sft": sft, "rft": rft, "heldout": heldout}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return Path(KEEP_DIR) if KEEP_DIR else tmp_path_factory.mktemp("learning")
+
+
+def once(train, out: Path, *args):
+    """Reuse a finished run kept in REASONLOOP_LEARNING_DIR; otherwise train (resuming a killed one)."""
+    return out if common.is_complete(out) else train(*args, out)
+
+
+def measured(name, model_dir, data, start=None):
+    report = evaluate_accuracy(model_dir, data["heldout"], max_new_tokens=32 if DRY_RUN else 160)
+    delta = f" ({(report.accuracy - start.accuracy) * 100:+.1f} points)" if start else ""
+    print(f"{name}: {report.summary()}{delta}")
+    return report
+
+
+@pytest.fixture(scope="module")
+def sft(data, run_dir):
+    from reasonloop.models.tiny import create_tiny_model
+    from reasonloop.train.sft import train_sft
+
+    texts = [PLAIN_FORMAT.render_prompt(p.question) + common.target_text(p, PLAIN_FORMAT, annotations=False)
+             for p in data["sft"]]
+    base = create_tiny_model(run_dir / "base", texts, MODEL, vocab_size=512, seed=0)
+    PLAIN_FORMAT.save(base)
+    out = once(lambda *a: train_sft(*a, SFT), run_dir / "sft", base, data["sft"])
+    manifest = json.loads((out / common.MANIFEST).read_text())
+    print(f"SFT: {manifest['optimizer_steps']} steps in {manifest['train_seconds']} s of training")
+    return out, manifest, measured("SFT", out, data)
+
+
+@pytest.fixture(scope="module")
+def rft(data, run_dir, sft):
+    from reasonloop.train.rft import train_rft
+
+    result = train_rft(sft[0], data["rft"], run_dir / "rft", RFT)
+    print("RFT rounds:\n" + result.table())
+    return result, measured("RFT", result.model_dir, data, start=sft[2])
+
+
+def test_sft_on_1000_gold_solutions_reaches_40_percent_in_5_minutes(sft):
+    _, manifest, report = sft
+    assert manifest["train_seconds"] <= 300
+    assert report.accuracy >= 0.40
+
+
+def test_rft_beats_its_sft_start_and_a_gold_control_with_the_same_steps(data, run_dir, sft, rft):
+    from reasonloop.train.sft import train_sft
+
+    result, report = rft
+    steps = sum(r.optimizer_steps for r in result.rounds)
+    control_settings = SFTSettings(**{**ROUND_SFT.__dict__, "max_steps": steps})
+    control_dir = once(lambda *a: train_sft(*a, control_settings), run_dir / "control", sft[0], data["rft"])
+    control = measured(f"gold control ({steps} steps)", control_dir, data, start=sft[2])
+    test = mcnemar(control.correct, report.correct)
+    print(f"RFT vs control: {(report.accuracy - control.accuracy) * 100:+.1f} points; {test}")
+    assert report.accuracy >= sft[2].accuracy + 0.08
+    assert report.accuracy >= control.accuracy + 0.05 and test.p_value < 0.01
+
+
+def test_grpo_improves_on_its_rft_start(data, run_dir, rft):
+    from reasonloop.train.grpo import train_grpo
+
+    out = once(lambda *a: train_grpo(*a, GRPO), run_dir / "grpo", rft[0].model_dir, data["rft"][:N_GRPO])
+    report = measured("GRPO", out, data, start=rft[1])
+    assert report.accuracy >= rft[1].accuracy + 0.03
+
+
+def test_dpo_does_not_hurt_its_start(data, run_dir, rft):
+    from reasonloop.train.dpo import train_dpo
+
+    out = once(lambda *a: train_dpo(*a, DPO), run_dir / "dpo", rft[0].model_dir, data["rft"])
+    pairs = json.loads((out / common.MANIFEST).read_text())["pairs"]
+    report = measured(f"DPO ({pairs} pairs)", out, data, start=rft[1])
+    assert report.accuracy >= rft[1].accuracy - 0.02
+
+
+def test_smollm2_lora_sft_and_grpo_steps_run_on_cpu_and_the_adapter_reloads(data, tmp_path):
+    from peft import PeftModel
+
+    from reasonloop.models import smollm2_gguf_path
+    from reasonloop.models.hf import HFGenerator
+    from reasonloop.train.grpo import train_grpo
+    from reasonloop.train.sft import train_sft
+
+    gguf = smollm2_gguf_path()
+    problems = data["sft"][:4]
+    lora = {"lora": True, "merge_lora": False, "max_steps": 1, "batch_size": 2, "logging_steps": 1}
+    sft_dir = train_sft(gguf, problems, tmp_path / "sft", SFTSettings(**lora))
+    grpo_dir = train_grpo(gguf, problems, tmp_path / "grpo",
+                          GRPOSettings(**lora, num_generations=2, max_completion_length=16))
+    for out in (sft_dir, grpo_dir):
+        assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
+        base = HFGenerator(gguf, device="cpu").model
+        reloaded = PeftModel.from_pretrained(base, out)
+        assert any("lora_" in name for name, _ in reloaded.named_parameters())
+        assert [json.loads(line)["step"] for line in (out / common.TRAIN_LOG).read_text().splitlines()][0] == 1
