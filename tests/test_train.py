@@ -288,3 +288,12 @@ def test_cli_sets_settings_and_refuses_unknown_ones(tiny, problems, tmp_path):
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output[ok.output.rindex("{\n"):])["model"] == str(tmp_path / "o")
     assert json.loads((tmp_path / "o" / common.MANIFEST).read_text())["n_problems"] == 8
+
+
+def test_dpo_without_pairs_says_why(tiny, problems, tmp_path, monkeypatch):
+    from reasonloop.train import dpo
+
+    monkeypatch.setattr(dpo, "sample_and_grade", gold_sampler(10**9 + 1))
+    monkeypatch.setattr(dpo, "preference_pairs", lambda graded, cap: [])
+    with pytest.raises(ReasonloopError, match=r"no preference pairs .* among 16 problems at k=4; 1 had a correct"):
+        dpo.train_dpo(tiny, problems, tmp_path / "dpo", dpo.DPOSettings())

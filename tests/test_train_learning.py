@@ -41,9 +41,9 @@ MODEL = TinyConfig(hidden_size=128, num_layers=4, num_heads=4, intermediate_size
 SFT = SFTSettings(learning_rate=3e-3, batch_size=32, epochs=10, save_steps=50, logging_steps=10)
 ROUND_SFT = SFTSettings(learning_rate=5e-4, batch_size=32, epochs=1, warmup_ratio=0.0, save_steps=10_000)
 RFT = RFTSettings(rounds=2, k=4, temperature=0.8, max_per_problem=2, restart_from_base=False, sft=ROUND_SFT, seed=0)
-GRPO = GRPOSettings(learning_rate=2e-5, batch_size=64, num_generations=8, beta=0.04, temperature=1.0,
+GRPO = GRPOSettings(learning_rate=1e-4, batch_size=64, num_generations=8, beta=0.04, temperature=1.0,
                     max_completion_length=128, epochs=1, save_steps=10_000)
-DPO = DPOSettings(learning_rate=1e-5, batch_size=16, beta=0.1, k=4, epochs=1, save_steps=10_000)
+DPO = DPOSettings(learning_rate=3e-5, batch_size=16, beta=0.1, k=4, epochs=1, save_steps=10_000)
 if DRY_RUN:
     MODEL = TinyConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
     SFT, ROUND_SFT = SFTSettings(max_steps=2, batch_size=8), SFTSettings(max_steps=1, batch_size=8)

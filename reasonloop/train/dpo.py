@@ -83,12 +83,12 @@ def train_dpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Pat
     pairs = preference_pairs(graded, settings.pairs_per_problem)
     if not pairs:
         solved = len({g.problem.id for g in graded if g.verdict.correct})
-        raise ReasonloopError(f"dpo: no preference pairs — {solved} of {len(problems)} problems have a verified-correct "
-                              f"attempt at k={settings.k}, none also has an incorrect one with it; "
-                              "raise k or temperature, or use harder problems")
+        raise ReasonloopError(f"dpo: no preference pairs (a verified-correct and an incorrect attempt of the same "
+                              f"problem) among {len(problems)} problems at k={settings.k}; {solved} had a correct "
+                              "attempt — raise k or temperature, or start from a model that solves some of them")
     loaded = common.load_for_training(model)
-    reference = common.load_for_training(model).model.eval()
     lora = common.use_lora(settings, loaded.model)
+    reference = None if lora else common.load_for_training(model).model.eval()  # LoRA: the adapter-free base
     fmt = loaded.prompt_format
     rows = [{"prompt": common.prompt_value(p.question, fmt), "chosen": common.completion_value(chosen, fmt),
              "rejected": common.completion_value(rejected, fmt)} for p, chosen, rejected in pairs]
@@ -97,7 +97,7 @@ def train_dpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Pat
     guard = common.divergence_guard()
     trainer = DPOTrainer(
         model=loaded.model,
-        ref_model=None if lora else reference,  # with LoRA the adapter-disabled model is the reference
+        ref_model=reference,
         args=config,
         train_dataset=Dataset.from_list(rows),
         processing_class=loaded.tokenizer,
