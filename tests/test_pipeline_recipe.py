@@ -158,3 +158,22 @@ def test_cli_prints_one_line_and_exits_1_on_a_bad_recipe(tmp_path):
         f"error: {path}: unknown key 'temprature' in stages[2] (solve); did you mean 'temperature'? allowed: "
         "name, seed, samples, temperature, top_p, max_new_tokens, batch_size, backend, limit, model, problems"]
     assert not (tmp_path / "run").exists()  # refused before any work
+
+
+def test_run_limit_caps_every_problem_set(tmp_path, shared_data):
+    import yaml
+    from typer.testing import CliRunner
+
+    from reasonloop.cli import app
+
+    gsm8k = str(shared_data / "gsm8k" / "test.jsonl")
+    recipe = {"name": "few", "executor": {"kind": "inline"}, "stages": [
+        {"name": "a", "kind": "problems", "source": gsm8k, "preset": "gsm8k"},
+        {"name": "b", "kind": "problems", "source": gsm8k, "preset": "gsm8k", "limit": 3}]}
+    path = tmp_path / "few.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    result = CliRunner().invoke(app, ["run", str(path), "--run-dir", str(tmp_path / "run"),
+                                      "--cache-dir", str(tmp_path / "cache"), "--limit", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    counts = {name: len((tmp_path / "run" / name / "problems.jsonl").read_text().splitlines()) for name in "ab"}
+    assert counts == {"a": 5, "b": 3}

@@ -21,11 +21,12 @@ def run(
     executor: Optional[str] = typer.Option(None, help="local (process pool), ray, or inline; default: the recipe's."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray)."),
     workers: Optional[int] = typer.Option(None, help="Worker processes / Ray CPUs."),
+    limit: Optional[int] = typer.Option(None, help="Keep at most N problems in every problems stage (a quick try)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result summary as JSON."),
     verbose: bool = typer.Option(False, "--verbose", help="Show the libraries' own warnings and logs."),
 ) -> None:
     """Run a recipe; a killed run resumes where it stopped when run again."""
-    run_recipe_file(recipe, set_, run_dir, cache_dir, executor, address, workers, as_json, verbose)
+    run_recipe_file(recipe, set_, run_dir, cache_dir, executor, address, workers, as_json, verbose, limit)
 
 
 def quickstart(
@@ -62,7 +63,7 @@ def quiet_libraries() -> None:
 
 
 def run_recipe_file(recipe_path, overrides, run_dir, cache_dir, executor, address, workers, as_json,
-                    verbose: bool = False) -> None:
+                    verbose: bool = False, limit: int | None = None) -> None:
     from rich.console import Console
 
     from reasonloop.pipeline.recipe import load_recipe
@@ -76,6 +77,12 @@ def run_recipe_file(recipe_path, overrides, run_dir, cache_dir, executor, addres
     if workers:
         overrides.append(f"executor.workers={workers}")
     recipe = load_recipe(recipe_path, overrides)
+    if limit is not None:
+        if limit < 1:
+            raise typer.BadParameter(f"--limit must be >= 1, got {limit}")
+        for stage in recipe.stages:
+            if stage.kind == "problems":
+                stage.limit = min(stage.limit or limit, limit)
     if not verbose:
         quiet_libraries()
     console = Console(stderr=as_json)
