@@ -12,15 +12,18 @@ the median of `--repeats` runs.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep: spinning collapses under contention
 
-from reasonloop.models.base import SamplingParams
-from reasonloop.models.hf import HFGenerator
-from reasonloop.models.tiny import create_tiny_model
+import torch  # noqa: E402
+
+from reasonloop.models.base import SamplingParams  # noqa: E402
+from reasonloop.models.hf import HFGenerator  # noqa: E402
+from reasonloop.models.tiny import create_tiny_model  # noqa: E402
 
 NAMES = ["Tom", "Ana", "Lee", "Mia", "Raj", "Zoe", "Sam", "Ivy"]
 ITEMS = ["apples", "marbles", "books", "pencils", "cookies", "stickers"]
