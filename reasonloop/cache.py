@@ -117,7 +117,7 @@ class ItemCache:
         for path in old_shards:
             if path != merged:
                 path.unlink(missing_ok=True)
-        for path in self.quarantined():
+        for path in [*self.quarantined(), *self.root.glob(".shard-*.tmp")]:  # temp files of killed writes
             path.unlink(missing_ok=True)
         return {"kept": len(kept), "dropped": len(index) - len(kept), "shards_removed": len(old_shards)}
 

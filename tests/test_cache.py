@@ -65,3 +65,20 @@ def test_full_disk_during_shard_write_loses_nothing_written_before(tmp_path, mon
     calls = []
     assert map_cached(items, keys, square_all(calls), ItemCache(tmp_path), batch_size=2) == [1, 4, 9, 16]
     assert calls == [[3, 4]]
+
+
+def test_compact_merges_shards_keeps_values_and_drops_garbage(tmp_path):
+    items = list(range(10))
+    keys = [item_key(i) for i in items]
+    map_cached(items, keys, square_all([]), ItemCache(tmp_path), batch_size=3)
+    (tmp_path / ".shard-123.jsonl.abc.tmp").write_text("half a shard")  # left by a kill during a write
+    shard = ItemCache(tmp_path).shards()[0]
+    shard.write_text(shard.read_text().replace("4", "5"))
+    cache = ItemCache(tmp_path)
+    assert len(cache) == 7 and cache.stats()["corrupt"] == 1
+    result = cache.compact(keep=lambda key: key != keys[9])
+    assert result == {"kept": 6, "dropped": 1, "shards_removed": 3}
+    after = ItemCache(tmp_path)
+    assert after.stats() | {"bytes": 0} == {"path": str(tmp_path), "items": 6, "shards": 1, "bytes": 0, "corrupt": 0}
+    assert {k: after.get(k) for k in keys[3:9]} == {item_key(i): i * i for i in range(3, 9)}
+    assert not list(tmp_path.glob(".shard-*"))
