@@ -17,7 +17,7 @@ import cmath
 import math
 import re
 from fractions import Fraction
-from typing import Callable, Union
+from typing import Callable
 
 Node = tuple  # ("num", Fraction, text) | ("sym", name) | ("const", name) | (op, *children)
 
@@ -414,5 +414,3 @@ def numeric_power(base: complex, exponent: complex) -> complex:
         return complex(base.real ** exponent.real)
     return base ** exponent
 
-
-Value = Union[Fraction, complex]
