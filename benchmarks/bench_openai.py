@@ -1,8 +1,8 @@
 """The openai backend against a real llama.cpp server (SmolLM2-135M-Instruct GGUF) on loopback.
 
 1. Throughput with concurrency 1 vs 8 on the same workload (generated tokens/s).
-2. Robustness: 200 requests through a loopback proxy that answers 10% of them with HTTP 500
-   (seeded coin flips). Every request must come back, and with the same text as the same
+2. Robustness: 200 requests through a loopback proxy that answers every 10th POST it sees
+   (retries included) with HTTP 500. Every request must come back, and with the same text as the same
    seeded request sent straight to the server.
 
     flock /tmp/rl-heavy.lock env OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_openai.py
@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import sys
 import threading
@@ -33,10 +32,10 @@ TOPICS = ["apples", "trains", "rivers", "robots", "cats", "music", "tea", "snow"
 
 
 class FailureProxy:
-    """Forwards to `upstream`, but answers a seeded `rate` of POSTs with HTTP 500 instead."""
+    """Forwards to `upstream`, but answers every `every`-th POST with HTTP 500 instead."""
 
-    def __init__(self, upstream: str, rate: float, seed: int = 0) -> None:
-        self.upstream, self.rate, self.rng = upstream.rstrip("/"), rate, random.Random(seed)
+    def __init__(self, upstream: str, every: int) -> None:
+        self.upstream, self.every = upstream.rstrip("/"), every
         self.posts = self.injected = 0
         self.lock = threading.Lock()
         proxy = self
@@ -51,7 +50,7 @@ class FailureProxy:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with proxy.lock:
                     proxy.posts += 1
-                    fail = proxy.rng.random() < proxy.rate
+                    fail = proxy.posts % proxy.every == 0
                     proxy.injected += fail
                 if fail:
                     self._reply(500, b'{"error": {"message": "injected failure"}}')
@@ -125,7 +124,7 @@ def main() -> None:
         short = SamplingParams(temperature=0.7, max_new_tokens=8, seed=1)
         many = prompts(args.failure_requests)
         direct = load_generator(url, concurrency=8).generate(many, short)
-        proxy = FailureProxy(url, args.failure_rate, seed=0)
+        proxy = FailureProxy(url, every=round(1 / args.failure_rate))
         try:
             start = time.perf_counter()
             through_proxy = load_generator(proxy.url, concurrency=8, max_retries=6).generate(many, short)
