@@ -8,8 +8,9 @@ variables whose values differ).
 
 - `resample`: new numbers, same names and entities (GSM-Symbolic's variation).
 - `rename`:   new names and entities, same numbers (so the same answer).
-- `scale`:    numbers drawn from ranges 10x larger, same names (digit expansion);
-              variables the conditions will not allow to grow keep their range.
+- `scale`:    numbers drawn from ranges 10x larger, same names (digit expansion).
+              Tried with every number scaled, then only the numbers no condition
+              reads, then one number at a time (5,000 draws each) until one works.
 - `noop`:     the same instance plus one irrelevant sentence before the question
               (GSM-NoOp style): same answer, a distractor with a number in it.
 """
@@ -29,6 +30,7 @@ from reasonloop.sources.templates.template import Assignment, Env, Template
 from reasonloop.sources.templates.values import Labeled, is_number, unwrap
 
 SCALE_FACTOR = 10
+SCALE_TRIES = 5_000  # draws per choice of scaled variables before trying a smaller choice
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def scale(template: Template, seed: int, index: int) -> Problem:
         if not chosen:
             continue
         try:
-            env = template.draw(rng, fixed=fixed, transform=scaled_candidates(chosen))
+            env = template.draw(rng, fixed=fixed, transform=scaled_candidates(chosen), tries=SCALE_TRIES)
         except TemplateError:
             continue
         return variant(template, base_env, base, env, seed=seed, index=index, kind="scale")

@@ -215,13 +215,13 @@ class Template:
         return self.to_problem(env, seed=seed, index=index)
 
     def draw(self, rng: Rng, *, fixed: Env | None = None,
-             transform: Callable[[Assignment, Any], Any] | None = None) -> Env:
+             transform: Callable[[Assignment, Any], Any] | None = None, tries: int | None = None) -> Env:
         """Variables satisfying all conditions (rejection sampling, at most `max_tries` draws).
 
         `fixed` pins some variables to given values; `transform(assignment, candidates)`
         may replace a variable's candidates (used by perturbations)."""
         failures: Counter[str] = Counter()
-        for _ in range(self.max_tries):
+        for _ in range(tries or self.max_tries):
             env = self._try_draw(rng, fixed, transform, failures)
             if env is not None:
                 return env
@@ -436,7 +436,7 @@ class Template:
 
     def _unsatisfiable(self, failures: Counter[str]) -> TemplateError:
         worst = ", ".join(f"'{source}' failed {count}x" for source, count in failures.most_common(3))
-        return TemplateError(f"conditions unsatisfiable or too rare: no draw out of {self.max_tries:,} "
+        return TemplateError(f"conditions unsatisfiable or too rare: no draw out of {sum(failures.values()):,} "
                              f"satisfied them ({worst})", template=self.name, field=QUESTION_FIELD)
 
     def _located(self, exc: Exception, field_name: str, line: int | None) -> TemplateError:
@@ -487,4 +487,6 @@ def _probe_points(candidates: Any) -> list[Any]:
 def _matching(candidates: Any, target: Any) -> list[Any]:
     if isinstance(candidates, range):
         return [int(target)] if target == int(target) and int(target) in candidates else []
-    return [item for item in candidates if unwrap(as_labeled(item)) == target]
+    return [item for item in candidates
+            if (item.value if item.__class__ is Labeled else unwrap(as_labeled(item)) if item.__class__ is tuple
+                else item) == target]
