@@ -111,10 +111,15 @@ class _Builder:
         return Placeholder(compiled, span.line, as_fraction, span.default)
 
     def annotation(self, inner: str, *, first_line: int, unknown: str) -> Annotation:
-        raw = self.text(inner, field=SOLUTION_FIELD, first_line=first_line, unknown=unknown)
+        self.text(inner, field=SOLUTION_FIELD, first_line=first_line, unknown=unknown)  # checks the whole note
         lhs_raw = split_at_equals(inner)
         lhs = self.text(lhs_raw, field=SOLUTION_FIELD, first_line=first_line, unknown=unknown)
-        return Annotation(lhs, self.arithmetic(lhs_raw, lhs), raw)
+        parts = [calculator_operators(part).replace(",", "") if isinstance(part, str) else part for part in lhs.parts]
+        if parts and isinstance(parts[0], str):
+            parts[0] = parts[0].lstrip()
+        if parts and isinstance(parts[-1], str):
+            parts[-1] = parts[-1].rstrip()
+        return Annotation(Text(tuple(part for part in parts if part != "")), self.arithmetic(lhs_raw, lhs))
 
     def arithmetic(self, lhs_raw: str, lhs: Text) -> Compiled | None:
         """The annotation's left side as one expression (`{y}*{k}` -> `(y)*(k)`), or None if it is not arithmetic."""
@@ -181,6 +186,8 @@ class _Builder:
         answer = self.compile(strip_outer_braces(strip_dollars(answer_line.text)), field=QUESTION_FIELD,
                               line=answer_line.line, variables=self.variables,
                               unknown="unknown name {name!r} in #answer")
+        if not sections.question.strip():
+            raise self.error("the question text before #init: is empty", line=1)
         question = self.text(sections.question, field=QUESTION_FIELD, first_line=1,
                              unknown="variable {name!r} is used but never initialised")
         solution, final = self.solution(solution_raw)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from reasonloop.records import Problem
+from reasonloop.records import Problem, content_hash
 from reasonloop.sources.templates.errors import EvalError, TemplateError
 from reasonloop.sources.templates.evaluator import RNG_KEY, Compiled, compile_expression
 from reasonloop.sources.templates.helpers import Rng, make_rng, sample, sample_sequential
@@ -72,14 +72,47 @@ class Placeholder:
         return format_text(value)
 
 
+Renderer = Callable[[Env, dict], str]
+
+
+def _as_fraction_text(value: Any) -> str:
+    return format_fraction(unwrap(value)) if is_number(unwrap(value)) else format_text(value)
+
+
+def renderer(part: str | Placeholder, calc: bool = False) -> str | Renderer:
+    """A literal stays a string; a placeholder becomes a closure (the hot path of sampling)."""
+    if isinstance(part, str):
+        return part
+    expression = part.expression
+    write = format_calc if calc else _as_fraction_text if part.as_fraction else format_text
+    name, run, key = expression.name, expression.run, expression.key
+    if name is not None:
+        def render_variable(env: Env, memo: dict) -> str:
+            value = env[name]
+            return str(value) if value.__class__ is int else write(value)
+        return render_variable
+
+    def render_expression(env: Env, memo: dict) -> str:
+        value = memo.get(key, _MISSING)
+        if value is _MISSING:
+            value = memo[key] = run(env)
+        return str(value) if value.__class__ is int else write(value)
+    return render_expression
+
+
 @dataclass(frozen=True)
 class Text:
     """Literal strings and placeholders, rendered by joining."""
 
     parts: tuple[str | Placeholder, ...]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_plain", tuple(renderer(part) for part in self.parts))
+        object.__setattr__(self, "_calc", tuple(renderer(part, calc=True) for part in self.parts))
+
     def render(self, env: Env, memo: dict[str, Any], calc: bool = False) -> str:
-        return "".join([part if part.__class__ is str else part.render(env, memo, calc) for part in self.parts])
+        parts = self._calc if calc else self._plain
+        return "".join([part if part.__class__ is str else part(env, memo) for part in parts])
 
     @property
     def placeholders(self) -> list[Placeholder]:
@@ -91,20 +124,21 @@ class Annotation:
     """`<<lhs=rhs>>`: rendered as `<<lhs=value>>` with value recomputed from `lhs`; an annotation
     whose left side is not arithmetic (words, a placeholder missing its braces) is dropped."""
 
-    lhs: Text
+    lhs: Text  # literal parts already in calculator form: `÷` -> `/`, no commas, ends stripped
     value: Compiled | None
-    raw: Text
 
     def render(self, env: Env, memo: dict[str, Any]) -> str:
-        if self.value is not None:
-            try:
-                result = unwrap(memoized(self.value, env, memo))
-            except (EvalError, ArithmeticError, TypeError, ValueError):
-                result = None
-            if result is not None and is_number(result):
-                lhs = self.lhs.render(env, memo, calc=True).replace("÷", "/").replace("×", "*").strip()
-                return f"<<{lhs}={format_decimal(result)}>>"
-        return ""  # not arithmetic: dropped, as GSM8K text without its calculator annotation
+        if self.value is None:
+            return ""  # not arithmetic: dropped, as GSM8K text without its calculator annotation
+        try:
+            result = unwrap(memoized(self.value, env, memo))
+        except (EvalError, ArithmeticError, TypeError, ValueError):
+            return ""
+        if result.__class__ is int:
+            return f"<<{self.lhs.render(env, memo, True)}={result}>>"
+        if not is_number(result):
+            return ""
+        return f"<<{self.lhs.render(env, memo, True)}={format_decimal(result)}>>"
 
 
 @dataclass(frozen=True)
@@ -197,6 +231,8 @@ class Template:
 
     def __post_init__(self) -> None:
         self._quick_steps = [step.fixed_choices for step in self.plan]
+        self._solution = tuple(part.render if isinstance(part, Annotation) else renderer(part)
+                               for part in self.solution)
 
     # ---------------------------------------------------------------- public API
 
@@ -237,9 +273,14 @@ class Template:
         memo: dict[str, Any] = {}
         answer = env[ANSWER_KEY] if ANSWER_KEY in env else self._answer(env)
         extra = {"topic": self.topic} if self.topic else {}
-        return Problem(
-            question=self._render(self.question, env, memo, QUESTION_FIELD),
-            answer=format_answer(answer),
+        question = self._render(self.question, env, memo, QUESTION_FIELD)
+        answer_text = format_answer(answer)
+        # Every field is built here with its declared type (the builder refuses an empty
+        # question), so pydantic's validation would only cost time: construct directly.
+        return Problem.model_construct(
+            id=content_hash(question, answer_text),
+            question=question,
+            answer=answer_text,
             solution=self.render_solution(env, memo),
             source=f"template:{self.id}",
             meta={"template": self.id, "steps": self.steps, "vars": self.jsonable_vars(env), "seed": seed,
@@ -249,7 +290,7 @@ class Template:
     def render_solution(self, env: Env, memo: dict[str, Any] | None = None) -> str:
         memo = {} if memo is None else memo
         try:
-            parts = [part if part.__class__ is str else part.render(env, memo) for part in self.solution]
+            parts = [part if part.__class__ is str else part(env, memo) for part in self._solution]
         except (EvalError, ArithmeticError, TypeError, ValueError) as exc:
             raise self._located(exc, SOLUTION_FIELD, None) from None
         return "".join(parts).rstrip()
