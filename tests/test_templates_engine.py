@@ -184,6 +184,15 @@ def test_bad_templates_name_file_line_and_token(tmp_path, case, changes, message
     assert token in (error.token or "")
 
 
+def test_parse_template_from_a_dict_names_it_in_errors():
+    template = parse_template(dict(GOOD, id="apples"), name="inline")
+    assert template.id == "apples" and template.source_path is None and template.steps == 1
+    bad = dict(GOOD, answer_annotated="{x+y} apples and no final line")
+    expected = r"^inline: answer_annotated line 1: answer_annotated has no final '#### \.\.\.' line"
+    with pytest.raises(TemplateError, match=expected):
+        parse_template(bad, name="inline")
+
+
 def test_directory_with_bad_templates_lists_them(tmp_path):
     write(tmp_path, "a_good")
     write(tmp_path, "b_bad", question_annotated=("range(2, 10)\n- $y", "nope(2, 10)\n- $y"))

@@ -15,24 +15,20 @@ rejection sampling would give, without its ~1/|range| acceptance rate.
 from __future__ import annotations
 
 import ast
-import json
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from reasonloop.records import Problem, content_hash
 from reasonloop.sources.templates.errors import EvalError, TemplateError
 from reasonloop.sources.templates.evaluator import RNG_KEY, Compiled, compile_expression
 from reasonloop.sources.templates.helpers import Rng, make_rng, sample, sample_sequential
-from reasonloop.sources.templates.parser import (
-    QUESTION_FIELD, SOLUTION_FIELD, ASSIGNMENT, Line, find_placeholders, line_of, split_sections, strip_dollars,
-)
+from reasonloop.sources.templates.parser import QUESTION_FIELD, SOLUTION_FIELD, Line
 from reasonloop.sources.templates.values import (
     Labeled, as_labeled, format_answer, format_calc, format_decimal, format_fraction, format_text, is_number,
     jsonable, normalize, parse_number_text, unwrap,
 )
-from reasonloop.text import gsm8k_final_answer
 
 MAX_TRIES = 100_000  # draws per instance before "conditions unsatisfiable or too rare"
 FINAL_MISMATCH = "#### line of answer_annotated differs from #answer"
