@@ -51,7 +51,8 @@ def print_summary(summary: dict) -> None:
 
 
 def generate(
-    templates: str = typer.Option(..., "--templates", help="Directory of template *.json files, one file, or 'builtin'."),
+    templates: str = typer.Option(..., "--templates",
+                                  help="Directory of template *.json files, one file, or 'builtin'."),
     per_template: int = typer.Option(1, "--per-template", min=0, help="Instances drawn from each template."),
     seed: int = typer.Option(0, "--seed", help="Seed: same templates, seed and index give the same problems."),
     perturb: Optional[str] = typer.Option(None, "--perturb", help="Perturbation: resample, rename, scale or noop."),

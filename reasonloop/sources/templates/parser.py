@@ -123,7 +123,8 @@ def find_placeholders(text: str, *, template: str, field_name: str, first_line: 
         elif char == "}":
             if depth == 0:
                 raise TemplateError("unbalanced braces: '}' without '{'", template=template, field=field_name,
-                                    line=line_of(text, position, first_line), token=text[max(0, position - 20):position + 1])
+                                    line=line_of(text, position, first_line),
+                                    token=text[max(0, position - 20):position + 1])
             depth -= 1
             if depth == 0:
                 content = text[opened + 1:position]
