@@ -9,10 +9,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reasonloop.sources.templates import (
     PERTURBATIONS, TemplateError, generate_problems, load_template, load_templates, parse_template,
 )
+from reasonloop.sources.templates.errors import EvalError
 from reasonloop.sources.templates.evaluator import compile_expression, evaluate
 from reasonloop.sources.templates.helpers import make_rng
 from reasonloop.sources.templates.values import format_answer, unwrap
@@ -308,3 +311,27 @@ def test_pool_defaults_are_values_the_pool_can_produce(shared_templates):
                     missing.add(default)
     assert checked > 300
     assert missing == POOL_DEFAULT_EXCEPTIONS
+
+
+def test_evaluator_refuses_deep_nesting_without_crashing():
+    for source in ("-" * 3000 + "1", "(" * 2000 + "1" + ")" * 2000, "[" * 300 + "]" * 300):
+        with pytest.raises(EvalError, match="nested"):
+            compile_expression(source)
+
+
+TOKENS = ["x", "1", "2.5", "'a'", "+", "-", "*", "/", "//", "%", "**", "(", ")", "[", "]", ",", ":", "<", "==",
+          " and ", " not ", " if ", " else ", "range", "sample", "names", ".", "__class__", "lambda", "import "]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12))
+def test_evaluator_fails_only_with_its_own_errors(tokens):
+    source = "".join(tokens)
+    try:
+        compiled = compile_expression(source, variables=["x"])
+    except EvalError:
+        return
+    try:
+        compiled({"x": 3, " rng": make_rng("fuzz", 0, 0)})
+    except (EvalError, ArithmeticError, TypeError, ValueError):
+        pass

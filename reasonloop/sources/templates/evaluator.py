@@ -32,6 +32,7 @@ Node = Callable[[Env], Any]
 MAX_EXPONENT = 10_000
 MAX_POWER_BITS = 4_096
 MAX_EXPRESSION_CHARS = 5_000
+MAX_NESTING = 100  # AST depth: keeps compiling and running far from Python's recursion limit
 
 
 @dataclass(frozen=True)
@@ -429,6 +430,15 @@ def index_into(container: Any, index: Any) -> Any:
         raise EvalError("index out of range", str(index)) from None
 
 
+def nesting_depth(tree: ast.AST) -> int:
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 RNG_KEY = " rng"  # not an identifier, so no template variable can shadow it
 
 
@@ -445,8 +455,12 @@ def compile_expression(source: str, *, variables: Collection[str] = (),
         raise EvalError("imports are not allowed", first_word)
     try:
         tree = ast.parse(text, mode="eval").body
+    except (RecursionError, MemoryError):
+        raise EvalError("expression nested too deeply", text[:30]) from None
     except SyntaxError as exc:
         raise EvalError(f"syntax error: {exc.msg}", text[max((exc.offset or 1) - 1, 0):][:30] or text[:30]) from None
+    if nesting_depth(tree) > MAX_NESTING:
+        raise EvalError(f"expression nested more than {MAX_NESTING} levels deep", text[:30])
     compiler = _Compiler(variables, unknown)
     run, constant = compiler.compile(tree)
     return Compiled(text, run, frozenset(compiler.names), constant, tree)
