@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -232,11 +233,11 @@ class Template:
 
     # ---------------------------------------------------------------- public API
 
-    @property
+    @cached_property
     def variables(self) -> list[str]:
         return list(dict.fromkeys(name for step in self.plan for name in step.assignment.targets))
 
-    @property
+    @cached_property
     def numeric_variables(self) -> list[str]:
         return [name for step in self.plan for name, numeric in zip(step.assignment.targets, step.assignment.numeric)
                 if numeric]
