@@ -177,3 +177,12 @@ def test_run_limit_caps_every_problem_set(tmp_path, shared_data):
     assert result.exit_code == 0, result.output
     counts = {name: len((tmp_path / "run" / name / "problems.jsonl").read_text().splitlines()) for name in "ab"}
     assert counts == {"a": 5, "b": 3}
+
+
+def test_the_loop_runs_after_everything_it_reads_even_when_listed_first():
+    raw = loop_recipe()
+    raw["stages"].insert(0, raw["stages"].pop(2))  # solve first in the file
+    raw["stages"].append({"name": "late", "kind": "problems", "source": "builtin"})
+    raw["stages"][4]["problems"] = "late"  # train (in the loop) reads a stage listed last
+    raw["stages"][4].pop("verified")
+    assert plan(parse_recipe(raw)) == ["problems", "heldout", "late", ["solve", "verify", "train"], "eval"]

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 from reasonloop.atomic import atomic_write_json
 from reasonloop.cache import ItemCache, item_key
 from reasonloop.errors import ReasonloopError
-from reasonloop.pipeline.recipe import BASE_MODEL, Recipe, StageConfig, execution_order
+from reasonloop.pipeline.recipe import BASE_MODEL, Recipe, StageConfig, dependencies, execution_order
 
 STAGE_FILE = "stage.json"
 CACHE_KEYS = "cache_keys.json"  # the cache entries a run used, so `reasonloop cache gc --keep RUN` keeps them
@@ -189,15 +189,24 @@ def run_recipe(
 
 
 def plan(recipe: Recipe) -> list[str | list[str]]:
-    """Execution order with the loop's stages grouped into one step where the first appears."""
+    """Execution order with the loop's stages as one step (a list, in dependency order).
+
+    The loop is one node of the graph: it runs after every stage any of its members reads,
+    and before every stage that reads any of them.
+    """
     order = execution_order(recipe)
-    inside = set(recipe.loop.stages) if recipe.loop else set()
-    steps: list[str | list[str]] = []
-    for name in order:
-        if name not in inside:
-            steps.append(name)
-        elif not any(isinstance(s, list) for s in steps):
-            steps.append([n for n in order if n in inside])
+    inside = [n for n in order if recipe.loop and n in recipe.loop.stages]
+    node = {n: ("loop" if n in inside else n) for n in order}
+    deps = {node[s]: set() for s in order}
+    for name, needs in dependencies(recipe).items():
+        deps[node[name]] |= {node[d] for d in needs} - {node[name]}
+    steps, done = [], set()
+    pending = list(dict.fromkeys(node[s] for s in order))
+    while pending:
+        ready = next(n for n in pending if deps[n] <= done)
+        steps.append(inside if ready == "loop" else ready)
+        done.add(ready)
+        pending.remove(ready)
     return steps
 
 
