@@ -185,13 +185,7 @@ def test_step_filter_that_matches_nothing_is_a_clear_error():
         builtin_templates(min_steps=9)
 
 
-# `scale` spends up to the engine's full try budget on each variable set its conditions rule
-# out before it finds one that can grow 10x: seconds per instance on some templates.
-PERTURBATION_KINDS = [pytest.param(kind, marks=pytest.mark.slow) if kind == "scale" else kind
-                      for kind in PERTURBATIONS]
-
-
-@pytest.mark.parametrize("kind", PERTURBATION_KINDS)
+@pytest.mark.parametrize("kind", sorted(PERTURBATIONS))
 def test_every_perturbation_applies_to_every_template(kind):
     base = builtin_problems(2, seed=3)
     perturbed = builtin_problems(2, seed=3, perturb=kind)
