@@ -196,7 +196,7 @@ def test_a_failing_batch_is_recorded_per_item_and_the_job_goes_on(tiny_dir, monk
     real_forward = gen._forward
 
     def forward(ids, mask, positions, cache):
-        if cache is None and ids.shape[1] > 20:  # the long prompt's batch breaks
+        if ids.shape[1] > 20:  # the long prompt's batch breaks at prefill
             raise RuntimeError("simulated out of memory\nsecond line")
         return real_forward(ids, mask, positions, cache)
 
@@ -233,3 +233,12 @@ def test_rows_that_finish_early_leave_the_batch_without_changing_the_others(tiny
     lengths = sorted(c.tokens for row in together for c in row)
     assert lengths[0] < lengths[-1] and lengths[2] < 24  # rows did finish at different steps
     assert together == alone.generate(PROMPTS, params)
+
+
+def test_in_place_kv_cache_only_for_full_attention_models(gen):
+    from transformers import MistralConfig
+
+    from reasonloop.models.hf import preallocated_cache
+
+    assert preallocated_cache(gen.model.config, 64) is not None
+    assert preallocated_cache(MistralConfig(sliding_window=16, num_hidden_layers=2), 64) is None

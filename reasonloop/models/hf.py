@@ -313,7 +313,7 @@ class HFGenerator:
         stopped = torch.zeros(size, dtype=torch.bool, device=device)
         live = torch.arange(size, device=device)
         with torch.inference_mode():
-            logits, cache = self._forward(ids, mask, positions, None)
+            logits, cache = self._forward(ids, mask, positions, preallocated_cache(self.model.config, ids.shape[1] + steps))
             for step in range(steps):
                 next_tokens = sample_tokens(logits, params.temperature, params.top_p, uniforms[live, step])
                 active = ~stopped[live] & (lengths[live] < limits[live])
@@ -376,6 +376,45 @@ class HFGenerator:
             else:
                 low = mid + 1
         return low
+
+
+def preallocated_cache(config, capacity: int):
+    """A KV cache written in place, for models whose layers all use full attention (None: the
+    model's default cache). transformers' DynamicCache concatenates every step, copying the
+    whole cache each time: a third of the decode time of the tiny model."""
+    from transformers.cache_utils import Cache, DynamicLayer
+
+    text_config = config.get_text_config(decoder=True)
+    layer_types = getattr(text_config, "layer_types", None) or ["full_attention"] * text_config.num_hidden_layers
+    if any(kind != "full_attention" for kind in layer_types) or getattr(text_config, "sliding_window", None):
+        return None
+
+    class PreallocatedLayer(DynamicLayer):
+        def lazy_initialization(self, key_states, value_states) -> None:
+            super().lazy_initialization(key_states, value_states)
+            batch, heads = key_states.shape[:2]
+            self.key_store = key_states.new_empty((batch, heads, capacity, key_states.shape[-1]))
+            self.value_store = value_states.new_empty((batch, heads, capacity, value_states.shape[-1]))
+            self.length = 0
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            end = self.length + key_states.shape[-2]
+            self.key_store[:, :, self.length : end] = key_states
+            self.value_store[:, :, self.length : end] = value_states
+            self.length = end
+            return self._views()
+
+        def batch_select_indices(self, indices) -> None:
+            self.key_store, self.value_store = self.key_store[indices], self.value_store[indices]
+            self._views()
+
+        def _views(self):
+            self.keys, self.values = self.key_store[:, :, : self.length], self.value_store[:, :, : self.length]
+            return self.keys, self.values
+
+    return Cache(layers=[PreallocatedLayer() for _ in layer_types])
 
 
 def context_window(model, tokenizer) -> int | None:
