@@ -66,7 +66,8 @@ def main() -> None:
     from reasonloop.errors import USER_ERRORS
 
     try:
-        app(standalone_mode=False)
+        exit_code = app(standalone_mode=False)
+        sys.exit(exit_code or 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

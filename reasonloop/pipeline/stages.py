@@ -74,7 +74,9 @@ class ProblemsStage(StageConfig):
         if self.source.startswith("templates:"):
             from reasonloop.sources.templates import generate_problems, load_templates
 
-            templates = load_templates(self.source.removeprefix("templates:"))
+            templates, errors = load_templates(self.source.removeprefix("templates:"))
+            if errors:
+                raise ReasonloopError(f"{len(errors)} bad templates in {self.source}: " + "; ".join(map(str, errors)))
             return generate_problems(templates, per_template=self.n_per_template, seed=seed, perturb=self.perturb)
         from reasonloop.sources.datasets import load_problems
 
