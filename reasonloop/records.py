@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Literal, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Iterable, Literal, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
@@ -220,19 +220,39 @@ def read_records(path: str | Path, cls: type[R], *, skip_invalid: bool = False) 
     `skip_invalid`, in which case it is listed in `ReadResult.skipped`.
     """
     path = check_path(path)
-    result = ReadResult()
     unit = "row" if path.suffix == ".parquet" else "line"
-    for line, row in iter_rows(path):
+    return collect_rows(
+        iter_rows(path), lambda line, row: validate_row(cls, row, path, line, unit), ReadResult(),
+        skip_invalid=skip_invalid, where=path,
+    )
+
+
+def collect_rows(
+    rows: Iterable[tuple[int, Any]],
+    build: Callable[[int, Any], R],
+    result: ReadResult,
+    *,
+    skip_invalid: bool,
+    where: str | Path,
+    limit: int | None = None,
+    on_row: Callable[[Any], None] | None = None,
+) -> ReadResult:
+    """Build a record from each numbered row; bad rows raise, or are listed with `skip_invalid`."""
+    for line, row in rows:
+        if limit is not None and len(result.records) >= limit:
+            break
+        if on_row:
+            on_row(row)
         try:
             if isinstance(row, RecordError):
                 raise row
-            result.records.append(validate_row(cls, row, path, line, unit))
+            result.records.append(build(line, row))
         except RecordError as err:
             if not skip_invalid:
                 raise
             result.skipped.append(err)
     if not result.records and not result.skipped:
-        raise RecordError(path, None, None, "file holds no records")
+        raise RecordError(where, None, None, "holds no records")
     return result
 
 

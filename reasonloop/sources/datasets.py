@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from reasonloop.records import Problem, ReadResult, RecordError, check_path, iter_rows, validate_row
+from reasonloop.records import Problem, ReadResult, RecordError, check_path, collect_rows, iter_rows, validate_row
 from reasonloop.text import format_number, gsm8k_final_answer, gsm8k_rationale, last_boxed
 
 Row = dict[str, Any]
@@ -163,22 +163,17 @@ def load_problems(
     convert = choose_converter(preset or default_preset, question_field, answer_field, solution_field)
     name = preset or default_preset or Path(str(source)).stem
     result = LoadResult(source=str(source))
-    for line, raw in rows:
-        if limit is not None and len(result.records) >= limit:
-            break
+
+    def remember_fields(raw: Any) -> None:
         if not result.fields and isinstance(raw, dict):
             result.fields = list(raw)
-        try:
-            if isinstance(raw, RecordError):
-                raise raw
-            result.records.append(to_problem(raw, convert, name, where, line, unit) if convert
-                                  else validate_row(Problem, raw, where, line, unit))
-        except RecordError as err:
-            if not skip_invalid:
-                raise
-            result.skipped.append(err)
-    if not result.records and not result.skipped:
-        raise RecordError(where, None, None, "holds no problems")
+
+    def build(line: int, raw: Any) -> Problem:
+        if convert:
+            return to_problem(raw, convert, name, where, line, unit)
+        return validate_row(Problem, raw, where, line, unit)
+
+    collect_rows(rows, build, result, skip_invalid=skip_invalid, where=where, limit=limit, on_row=remember_fields)
     return result
 
 
