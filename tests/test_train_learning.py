@@ -116,9 +116,13 @@ def rft(data, run_dir, sft):
     return result, measured("RFT", result.model_dir, data, start=sft[2])
 
 
-# Measured below target on the shared 2-core machine (docs/results.md): kept as xfail so the
-# suite stays green while the numbers keep being measured and printed on every run.
-SHORTFALL = pytest.mark.xfail(strict=False, reason="target not met on this machine, see docs/results.md")
+# The targets are not met yet on the 2-core CPU (docs/results.md records the measured
+# numbers). They are real assertions, run on demand with REASONLOOP_LEARNING_TARGETS=1, rather
+# than non-strict xfails that could never fail: CI does not claim what has not been reached.
+SHORTFALL = pytest.mark.skipif(
+    os.environ.get("REASONLOOP_LEARNING_TARGETS") != "1",
+    reason="learning target not met yet on CPU (docs/results.md); REASONLOOP_LEARNING_TARGETS=1 runs it",
+)
 
 
 @SHORTFALL
