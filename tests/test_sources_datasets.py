@@ -20,8 +20,7 @@ def test_math500_answers_match_boxed(shared_data):
     result = load_problems(shared_data / "math500/test.jsonl", preset="math500")
     assert len(result.records) == 500
     mismatched = [p.id for p in result.records if last_boxed(p.solution).replace(" ", "") != p.answer.replace(" ", "")]
-    # MATH-500's `answer` field is the solution's last \boxed{} (modulo spacing) for all but a few
-    assert len(mismatched) <= 5, mismatched
+    assert mismatched == []  # every `answer` is its solution's last \boxed{} (modulo spacing)
     assert {"level", "subject"} <= result.records[0].meta.keys()
 
 
