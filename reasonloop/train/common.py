@@ -310,6 +310,28 @@ def save_trained(trainer, loaded: LoadedModel, out_dir: Path, settings: TrainSet
     return out_dir
 
 
+def fit(trainer_cls, kind: str, loaded: LoadedModel, settings: TrainSettings, out_dir: Path, rows: list[dict],
+        *, lora: bool, guard, manifest_extra: dict[str, Any], **trainer_kwargs: Any) -> Path:
+    """Build a TRL trainer with the shared step log and divergence guard, train it (resuming from
+    the last checkpoint), save the checkpoint with its prompt format and write its manifest."""
+    from datasets import Dataset
+
+    resume_step = checkpoint_step(last_checkpoint(out_dir))
+    trainer = trainer_cls(
+        model=loaded.model,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=loaded.tokenizer,
+        peft_config=lora_config(settings) if lora else None,
+        callbacks=[step_log_callback(out_dir / TRAIN_LOG, resume_step=resume_step), guard],
+        **trainer_kwargs,
+    )
+    seconds = run_trainer(trainer, out_dir, guard)
+    save_trained(trainer, loaded, out_dir, settings, lora=lora)
+    write_manifest(out_dir, kind, loaded, settings, lora=lora, optimizer_steps=trainer.state.global_step,
+                   train_seconds=round(seconds, 1), **manifest_extra)
+    return out_dir
+
+
 def write_manifest(out_dir: Path, kind: str, loaded: LoadedModel, settings: Any, **extra: Any) -> Path:
     from reasonloop.atomic import atomic_write_json
     from reasonloop.evaluate.rundir import make_manifest

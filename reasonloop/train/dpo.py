@@ -71,7 +71,6 @@ def preference_pairs(graded: Sequence[Graded], pairs_per_problem: int) -> list[t
 def train_dpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
               settings: DPOSettings = DPOSettings()) -> Path:
     """Sample, pair, and train with DPO; returns `out_dir` (a standard HF dir)."""
-    from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     common.check_problems(problems, "dpo")
@@ -95,19 +94,5 @@ def train_dpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Pat
     config = DPOConfig(**settings.trainer_args(out_dir), per_device_train_batch_size=settings.batch_size,
                        beta=settings.beta, loss_type=[settings.loss_type], max_length=settings.max_length)
     guard = common.divergence_guard()
-    trainer = DPOTrainer(
-        model=loaded.model,
-        ref_model=reference,
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=loaded.tokenizer,
-        peft_config=common.lora_config(settings) if lora else None,
-        callbacks=[common.step_log_callback(out_dir / common.TRAIN_LOG,
-                                            resume_step=common.checkpoint_step(common.last_checkpoint(out_dir))),
-                   guard],
-    )
-    seconds = common.run_trainer(trainer, out_dir, guard)
-    common.save_trained(trainer, loaded, out_dir, settings, lora=lora)
-    common.write_manifest(out_dir, "train-dpo", loaded, settings, n_problems=len(problems), pairs=len(pairs),
-                          lora=lora, optimizer_steps=trainer.state.global_step, train_seconds=round(seconds, 1))
-    return out_dir
+    return common.fit(DPOTrainer, "train-dpo", loaded, settings, out_dir, rows, lora=lora, guard=guard,
+                      manifest_extra={"n_problems": len(problems), "pairs": len(pairs)}, args=config, ref_model=reference)

@@ -76,7 +76,6 @@ def preflight_rewards(reward_functions: Sequence[Callable], problems: Sequence[P
 def train_grpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
                settings: GRPOSettings = GRPOSettings(), reward_functions: Sequence[Callable] | None = None) -> Path:
     """GRPO on `problems` (their `answer` is the reference); returns `out_dir` (a standard HF dir)."""
-    from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     from reasonloop.verify.reward import make_reward_function
@@ -93,19 +92,5 @@ def train_grpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Pa
                         temperature=settings.temperature, max_completion_length=settings.max_completion_length,
                         loss_type=settings.loss_type)
     guard = common.divergence_guard(settings.max_loss)
-    trainer = GRPOTrainer(
-        model=loaded.model,
-        reward_funcs=rewards,
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=loaded.tokenizer,
-        peft_config=common.lora_config(settings) if lora else None,
-        callbacks=[common.step_log_callback(out_dir / common.TRAIN_LOG,
-                                            resume_step=common.checkpoint_step(common.last_checkpoint(out_dir))),
-                   guard],
-    )
-    seconds = common.run_trainer(trainer, out_dir, guard)
-    common.save_trained(trainer, loaded, out_dir, settings, lora=lora)
-    common.write_manifest(out_dir, "train-grpo", loaded, settings, n_problems=len(problems), lora=lora,
-                          optimizer_steps=trainer.state.global_step, train_seconds=round(seconds, 1))
-    return out_dir
+    return common.fit(GRPOTrainer, "train-grpo", loaded, settings, out_dir, rows, lora=lora, guard=guard,
+                      manifest_extra={"n_problems": len(problems)}, args=config, reward_funcs=rewards)

@@ -33,7 +33,6 @@ class SFTSettings(common.TrainSettings):
 def train_sft(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
               settings: SFTSettings = SFTSettings()) -> Path:
     """Fine-tune `model` on the problems' worked solutions; returns `out_dir` (a standard HF dir)."""
-    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     common.check_problems(problems, "sft", need_solutions=True)
@@ -45,18 +44,5 @@ def train_sft(model: str | Path, problems: Sequence[Problem], out_dir: str | Pat
                        max_length=settings.max_length, completion_only_loss=True,
                        train_sampling_strategy="group_by_length" if settings.group_by_length else "random")
     guard = common.divergence_guard()
-    trainer = SFTTrainer(
-        model=loaded.model,
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=loaded.tokenizer,
-        peft_config=common.lora_config(settings) if lora else None,
-        callbacks=[common.step_log_callback(out_dir / common.TRAIN_LOG,
-                                            resume_step=common.checkpoint_step(common.last_checkpoint(out_dir))),
-                   guard],
-    )
-    seconds = common.run_trainer(trainer, out_dir, guard)
-    common.save_trained(trainer, loaded, out_dir, settings, lora=lora)
-    common.write_manifest(out_dir, "train-sft", loaded, settings, n_problems=len(problems), lora=lora,
-                          optimizer_steps=trainer.state.global_step, train_seconds=round(seconds, 1))
-    return out_dir
+    return common.fit(SFTTrainer, "train-sft", loaded, settings, out_dir, rows, lora=lora, guard=guard,
+                      manifest_extra={"n_problems": len(problems)}, args=config)
