@@ -26,6 +26,7 @@ class PromptFormat:
     target: str = " {solution}\n#### {answer}"
     stop: tuple[str, ...] = ("\nQuestion:",)
     chat: bool = False  # True: send the prompt as a user message through the chat template
+    calculator: bool = False  # solutions carry `<<48/2=24>>` calls, answered by a calculator when decoding
 
     def render_prompt(self, question: str) -> str:
         return self.prompt.format(question=question)

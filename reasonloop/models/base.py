@@ -30,6 +30,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = 0
     logprobs: bool = False
+    calculator: bool = False  # answer GSM8K-style `<<48/2=` calls with `24>>` (models.calculator)
 
     def __post_init__(self) -> None:
         if self.n < 1:

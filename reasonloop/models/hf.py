@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from reasonloop.models.calculator import calculator_reply
 from reasonloop.models.base import Completion, ModelError, Prompt, SamplingParams, apply_stop, register_backend, sample_seed
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
@@ -138,7 +139,7 @@ def hash_files(files: Sequence[Path]) -> str:
 
 def decode_key(params: SamplingParams) -> tuple:
     """Rows can share a batch when these agree (seed, n and max_new_tokens are per row)."""
-    return (params.temperature, params.top_p, params.stop, params.logprobs)
+    return (params.temperature, params.top_p, params.stop, params.logprobs, params.calculator)
 
 
 def sample_tokens(logits, temperature: float, top_p: float, uniforms):
@@ -312,10 +313,13 @@ class HFGenerator:
         lengths = torch.zeros(size, dtype=torch.long, device=device)
         stopped = torch.zeros(size, dtype=torch.bool, device=device)
         live = torch.arange(size, device=device)
+        forced: dict[int, list[int]] = {}  # batch row -> calculator reply tokens still to write
         with torch.inference_mode():
             logits, cache = self._forward(ids, mask, positions, preallocated_cache(self.model.config, ids.shape[1] + steps))
             for step in range(steps):
                 next_tokens = sample_tokens(logits, params.temperature, params.top_p, uniforms[live, step])
+                if forced:
+                    self._write_forced(next_tokens, live, forced)
                 active = ~stopped[live] & (lengths[live] < limits[live])
                 ended = torch.isin(next_tokens, eos) & active
                 kept = active & ~ended
@@ -324,6 +328,8 @@ class HFGenerator:
                     token_logprobs[live, step] = torch.log_softmax(logits, -1).gather(1, next_tokens[:, None]).squeeze(1)
                 lengths[live] += kept
                 stopped[live] |= ended
+                if params.calculator:
+                    forced.update(self._calculator_calls(tokens, live[kept & self._ends_with_equals(next_tokens)].tolist(), step))
                 if params.stop:
                     stopped[self._stop_hits(tokens, live[kept].tolist(), step, params.stop)] = True
                 finished = stopped[live] | (lengths[live] >= limits[live])
@@ -351,6 +357,34 @@ class HFGenerator:
             ids[i, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
             mask[i, width - len(seq) :] = 1
         return ids.to(self.device), mask.to(self.device)
+
+    def _ends_with_equals(self, next_tokens):
+        """Which sampled tokens end with `=` (a calculator call may end there)."""
+        import torch
+
+        if not hasattr(self, "_equals_ids"):
+            vocab = range(len(self.tokenizer))
+            ids = [i for i, text in zip(vocab, self.tokenizer.batch_decode([[i] for i in vocab])) if text.endswith("=")]
+            self._equals_ids = torch.tensor(ids, dtype=torch.long, device=self.device)
+        return torch.isin(next_tokens, self._equals_ids)
+
+    def _calculator_calls(self, tokens, rows: list[int], step: int) -> dict[int, list[int]]:
+        """For rows whose text now ends with `<<EXPRESSION=`: the tokens of the calculator's reply."""
+        if not rows:
+            return {}
+        tails = self.tokenizer.batch_decode(tokens[rows, max(0, step - 63) : step + 1].tolist(), skip_special_tokens=True)
+        replies = {row: calculator_reply(text) for row, text in zip(rows, tails)}
+        return {row: self.tokenizer(reply, add_special_tokens=False)["input_ids"] for row, reply in replies.items() if reply}
+
+    @staticmethod
+    def _write_forced(next_tokens, live, forced: dict[int, list[int]]) -> None:
+        """Replace the sampled token of rows with a pending calculator reply by its next token."""
+        for position, row in enumerate(live.tolist()):
+            queue = forced.get(row)
+            if queue:
+                next_tokens[position] = queue.pop(0)
+                if not queue:
+                    del forced[row]
 
     def _stop_hits(self, tokens, rows: list[int], step: int, stop: Sequence[str]) -> list[int]:
         """Rows whose newest tokens contain a stop string (only the tail is decoded: cheap)."""

@@ -33,7 +33,7 @@ def sample_and_grade(model_dir: str | Path, problems: Sequence[Problem], *, k: i
     prompt_format = load_prompt_format(model_dir)
     generator = HFGenerator(model_dir, batch_size=batch_size)
     params = SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens,
-                            stop=prompt_format.stop, seed=seed)
+                            stop=prompt_format.stop, seed=seed, calculator=prompt_format.calculator)
     questions = [HINT.format(question=p.question, answer=p.answer) if hint else p.question for p in problems]
     prompts = [prompt_value(q, prompt_format) for q in questions]
     outputs = generator.generate(prompts, params)
