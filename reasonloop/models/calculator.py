@@ -18,6 +18,7 @@ import re
 from fractions import Fraction
 
 CALL = re.compile(r"<<([0-9+\-*/(). ]{1,80})=$")
+CALL_CHARS = 90  # a text tail this long holds any call CALL matches (`<<` + 80 + `=`)
 MAX_DIGITS = 30  # largest operand or result magnitude, in digits
 DECIMALS = 6  # non-terminating quotients are rounded to this many decimals
 
@@ -34,6 +35,13 @@ class _Refused(ValueError):
 
 
 def _value(node: ast.AST) -> Fraction:
+    value = _compute(node)
+    if abs(value) >= 10**MAX_DIGITS:
+        raise _Refused("number too large")
+    return value
+
+
+def _compute(node: ast.AST) -> Fraction:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         return Fraction(str(node.value))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -43,10 +51,7 @@ def _value(node: ast.AST) -> Fraction:
         left, right = _value(node.left), _value(node.right)
         if isinstance(node.op, ast.Div) and right == 0:
             raise _Refused("division by zero")
-        result = _OPERATORS[type(node.op)](left, right)
-        if abs(result) >= 10**MAX_DIGITS:
-            raise _Refused("result too large")
-        return result
+        return _OPERATORS[type(node.op)](left, right)
     raise _Refused(f"not arithmetic: {type(node).__name__}")
 
 
@@ -71,7 +76,7 @@ def calculate(expression: str) -> str | None:
 
 def calculator_reply(text: str) -> str | None:
     """What the calculator writes after `text`: `RESULT>>` when `text` ends with `<<EXPRESSION=`."""
-    match = CALL.search(text[-90:])
+    match = CALL.search(text[-CALL_CHARS:])
     if match is None:
         return None
     result = calculate(match.group(1))

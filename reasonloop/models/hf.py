@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from reasonloop.models.calculator import calculator_reply
+from reasonloop.models.calculator import CALL_CHARS, calculator_reply
 from reasonloop.models.base import Completion, ModelError, Prompt, SamplingParams, apply_stop, register_backend, sample_seed
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
@@ -372,7 +372,8 @@ class HFGenerator:
         """For rows whose text now ends with `<<EXPRESSION=`: the tokens of the calculator's reply."""
         if not rows:
             return {}
-        tails = self.tokenizer.batch_decode(tokens[rows, max(0, step - 63) : step + 1].tolist(), skip_special_tokens=True)
+        first = max(0, step + 1 - CALL_CHARS)  # a call's characters are ASCII: at least one per token
+        tails = self.tokenizer.batch_decode(tokens[rows, first : step + 1].tolist(), skip_special_tokens=True)
         replies = {row: calculator_reply(text) for row, text in zip(rows, tails)}
         return {row: self.tokenizer(reply, add_special_tokens=False)["input_ids"] for row, reply in replies.items() if reply}
 
