@@ -21,10 +21,11 @@ import time
 from pathlib import Path
 
 import reasonloop.pipeline.stages as stages
+from reasonloop.models.base import SamplingParams
 from reasonloop.pipeline.executors import make_executor
 from reasonloop.pipeline.runner import RunContext, StageOutput, fingerprint_path, no_progress
 from reasonloop.pipeline.recipe import parse_recipe
-from reasonloop.pipeline.stages import Sampling, solve_problems, verify_attempts
+from reasonloop.pipeline.stages import model_prompt_format, solve_problems, verify_attempts
 from reasonloop.sources.datasets import load_problems
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -59,8 +60,8 @@ def make_model(root: Path, problems) -> StageOutput:
     return StageOutput("model", str(path), fingerprint_path(path))
 
 
-def solve_and_verify(ctx: RunContext, model: StageOutput, problems, sampling: Sampling) -> list:
-    attempts = solve_problems(ctx, model, problems, sampling, batch_size=32)
+def solve_and_verify(ctx: RunContext, model: StageOutput, problems, params: SamplingParams) -> list:
+    attempts = solve_problems(ctx, model, problems, model_prompt_format(model), params, batch_size=32)
     return verify_attempts(ctx, attempts, problems)
 
 
@@ -70,19 +71,20 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     args = parser.parse_args()
     problems = load_problems(DATA / "gsm8k" / "test.jsonl", preset="gsm8k", limit=args.problems).records
-    sampling = Sampling(n=1, temperature=0.8, max_new_tokens=args.max_new_tokens, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model = make_model(root, problems)
+        params = SamplingParams(n=1, temperature=0.8, max_new_tokens=args.max_new_tokens,
+                                stop=model_prompt_format(model).stop, seed=0)
         recipe = parse_recipe({"name": "bench", "stages": []})
         ctx = RunContext(recipe, root / "run", root / "cache", make_executor("inline"), no_progress, log=lambda s: None)
         timer = ComputeTimer()
         start = time.perf_counter()
-        cold = solve_and_verify(ctx, model, problems, sampling)
+        cold = solve_and_verify(ctx, model, problems, params)
         cold_s = time.perf_counter() - start
         compute_s, timer.seconds = timer.seconds, 0.0
         start = time.perf_counter()
-        cached = solve_and_verify(ctx, model, problems, sampling)
+        cached = solve_and_verify(ctx, model, problems, params)
         cached_s = time.perf_counter() - start
         assert timer.seconds == 0.0, "the cached pass computed something"
         assert [v.model_dump() for v in cold] == [v.model_dump() for v in cached]

@@ -92,6 +92,12 @@ class SamplingRecord(BaseModel):
     top_p: float = 1.0
     max_new_tokens: int = 256
     seed: int | None = None
+    calculator: bool = False  # `<<EXPR=` calls were answered by the calculator (models.calculator)
+
+    @classmethod
+    def of(cls, params: Any) -> "SamplingRecord":
+        """The record of a `reasonloop.models.base.SamplingParams`."""
+        return cls(**{name: getattr(params, name) for name in cls.model_fields})
 
 
 class Attempt(Record):

@@ -6,6 +6,7 @@ test_evaluate_tiny.py); grading is the real shared verifier.
 
 import hashlib
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -72,6 +73,22 @@ def test_run_directory_and_metrics(tmp_path):
     assert run.attempts[0].prompt == FORMAT.render_prompt(problems[0].question)
     assert {v.sample_index for v in run.verdicts} == {0, 1, 2, 3}
     assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == metrics
+
+
+def test_the_prompt_formats_calculator_reaches_the_generator_and_the_records(tmp_path):
+    problems = make_problems(4)
+    generator = ScriptedGenerator({p.question: p.answer for p in problems})
+    asked = []
+    generate = generator.generate
+    generator.generate = lambda prompts, params: (asked.append(params), generate(prompts, params))[1]
+    evaluate_suite(generator, load_suite("gsm8k"), tmp_path / "run", problems=problems, progress=False,
+                   prompt_format=replace(FORMAT, calculator=True))
+    assert asked and all(params.calculator and params.stop == FORMAT.stop for params in asked)
+    run = read_run(tmp_path / "run", strict=True)
+    assert run.manifest["sampling"]["calculator"] is True
+    assert all(a.sampling.calculator for a in run.attempts)
+    run_eval(ScriptedGenerator({p.question: p.answer for p in problems}), problems, tmp_path / "plain")
+    assert not any(a.sampling.calculator for a in read_run(tmp_path / "plain").attempts)
 
 
 def test_interrupted_run_resumes_without_regenerating_and_gives_the_same_bytes(tmp_path):

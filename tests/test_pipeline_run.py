@@ -186,3 +186,56 @@ def test_full_disk_during_a_shard_write_stops_with_one_line_and_loses_nothing(ba
     assert len(ItemCache(tmp_path / "cache" / "solve")) == 8  # the batch written before the disk filled up
     resumed, computed = run(small_recipe(shared_data), tmp_path)
     assert computed["solve"] == 16 and read_bytes(resumed, "solve", "verify") == read_bytes(first, "solve", "verify")
+
+
+class RecordingGenerator:
+    """Answers every prompt alike and keeps the params it was asked with."""
+
+    name = "recording"
+
+    def __init__(self):
+        self.asked = []
+
+    def fingerprint(self):
+        return "recording-v1"
+
+    def generate(self, prompts, params):
+        from reasonloop.models.base import Completion
+
+        self.asked.append((list(prompts), params))
+        return [[Completion(" 2*3 = <<2*3=6>>6\n#### 6", tokens=9) for _ in range(params.n)] for _ in prompts]
+
+
+def test_solve_and_evaluate_ask_with_the_models_stop_strings_and_calculator(tmp_path, monkeypatch):
+    from reasonloop.pipeline.executors import make_executor
+    from reasonloop.pipeline.runner import RunContext, StageOutput, no_progress
+    from reasonloop.pipeline.stages import EvaluateStage, GeneratorSpec, SolveStage
+    from reasonloop.prompts import PromptFormat
+    from reasonloop.records import write_records
+
+    (tmp_path / "model").mkdir()
+    PromptFormat(name="calc", prompt="Q: {question}\nA:", stop=("\nQ:",), calculator=True).save(tmp_path / "model")
+    model = StageOutput("model", str(tmp_path / "model"), "model-fp")
+    path = write_records(tmp_path / "problems.jsonl", [Problem(question="2 times 3?", answer="6")])
+    problems = StageOutput("problems", str(path), "problems-fp")
+    generator = RecordingGenerator()
+    monkeypatch.setattr(GeneratorSpec, "load", lambda self: generator)
+    ctx = RunContext(parse_recipe({"name": "t", "stages": []}), tmp_path / "run", tmp_path / "cache",
+                     make_executor("inline"), no_progress, log=lambda line: None)
+
+    solve = SolveStage(name="solve", kind="solve", model="m", problems="p", samples=2, temperature=0.5, max_new_tokens=40)
+    (tmp_path / "solve").mkdir()
+    output = solve.run(ctx, {"model": model, "problems": problems}, tmp_path / "solve", 7)
+    (prompts, params), = generator.asked
+    assert prompts == ["Q: 2 times 3?\nA:"]
+    assert (params.n, params.temperature, params.max_new_tokens, params.seed) == (2, 0.5, 40, 7)
+    assert params.stop == ("\nQ:",) and params.calculator
+    attempts = load(output.path, Attempt)
+    assert len(attempts) == 2 and all(a.sampling.calculator and a.sampling.seed == 7 for a in attempts)
+
+    evaluate = EvaluateStage(name="eval", kind="evaluate", model="m", problems=["p"], max_new_tokens=40)
+    (tmp_path / "eval").mkdir()
+    evaluate.run(ctx, {"model": model, "problems": [problems]}, tmp_path / "eval", 7)
+    assert generator.asked[-1][1].calculator and generator.asked[-1][1].stop == ("\nQ:",)
+    manifest = json.loads((tmp_path / "eval" / "eval.p" / "manifest.json").read_text())
+    assert manifest["sampling"]["calculator"] is True and manifest["sampling"]["stop"] == ["\nQ:"]

@@ -59,7 +59,7 @@ def evaluate_suite(
     suite = (load_suite(suite) if isinstance(suite, str) else suite).with_strategy(strategy, n)
     problems = list(problems) if problems is not None else suite_problems(suite, data=data, limit=limit)
     fmt = prompt_format or suite.prompt_format(model_dir)
-    params = suite.sampling_params(stop=fmt.stop)
+    params = suite.sampling_params(stop=fmt.stop, calculator=fmt.calculator)
     fingerprint = generator.fingerprint()
     out_dir = Path(out_dir)
     manifest = make_manifest(
@@ -203,8 +203,7 @@ def refuse_if_all_failed(outputs: list[list[Completion]]) -> None:
 
 def to_attempts(problem: Problem, fmt: PromptFormat, completions: list[dict], params: SamplingParams,
                 fingerprint: str) -> list[Attempt]:
-    sampling = SamplingRecord(temperature=params.temperature, top_p=params.top_p,
-                              max_new_tokens=params.max_new_tokens, seed=params.seed)
+    sampling = SamplingRecord.of(params)
     prompt = render(fmt, problem.question)[0]
     return [
         Attempt(problem_id=problem.id, prompt=prompt, completion=c.text, model=fingerprint, sampling=sampling,

@@ -84,10 +84,10 @@ class Suite(StrictModel):
             sampling = sampling.model_copy(update={"temperature": DEFAULT_SAMPLE_TEMPERATURE})
         return self.model_copy(update={"strategy": strategy, "n": n, "sampling": sampling})
 
-    def sampling_params(self, stop: tuple[str, ...] = ()) -> SamplingParams:
+    def sampling_params(self, stop: tuple[str, ...] = (), calculator: bool = False) -> SamplingParams:
         s = self.sampling
         return SamplingParams(n=self.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
-                              stop=stop, seed=s.seed)
+                              stop=stop, seed=s.seed, calculator=calculator)
 
     def prompt_format(self, model_dir: str | Path | None) -> PromptFormat:
         if self.prompt == "plain":

@@ -18,9 +18,11 @@ from pydantic import Field
 
 from reasonloop.cache import item_key, map_cached
 from reasonloop.errors import ReasonloopError
+from reasonloop.models.base import SamplingParams
 from reasonloop.pipeline.recipe import RecipeError, StageConfig, register_stage, unknown
 from reasonloop.pipeline.runner import RunContext, StageOutput, fingerprint_path
-from reasonloop.records import Attempt, Problem, Verdict, load, write_records
+from reasonloop.prompts import PromptFormat, load_prompt_format
+from reasonloop.records import Attempt, Problem, SamplingRecord, Verdict, load, write_records
 from reasonloop.text import normalize_question
 
 
@@ -259,15 +261,6 @@ class GeneratorSpec:
 LOADED_GENERATORS: dict[tuple, Any] = {}
 
 
-@dataclass(frozen=True)
-class Sampling:
-    n: int = 1
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    seed: int = 0
-
-
 def cached_map(ctx: RunContext, namespace: str, items: list, keys: list[str], compute, *, batch_size: int,
                label: str, runner) -> list:
     """`map_cached` in the run's cache namespace, with a progress bar over the distinct items."""
@@ -279,16 +272,11 @@ def cached_map(ctx: RunContext, namespace: str, items: list, keys: list[str], co
     return values
 
 
-def generate_chunk(items: list[tuple[str, str, Any]], *, spec: GeneratorSpec, sampling: Sampling,
-                   stop: tuple[str, ...], model_fp: str) -> list[list[dict]]:
-    """Attempts (as dicts) for each (key, problem id, prompt) item: `sampling.n` each."""
-    from reasonloop.models.base import SamplingParams
-
-    params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
-                            max_new_tokens=sampling.max_new_tokens, stop=stop, seed=sampling.seed)
+def generate_chunk(items: list[tuple[str, str, Any]], *, spec: GeneratorSpec, params: SamplingParams,
+                   model_fp: str) -> list[list[dict]]:
+    """Attempts (as dicts) for each (key, problem id, prompt) item: `params.n` each."""
     completions = spec.load().generate([prompt for _, _, prompt in items], params)
-    record = {"temperature": sampling.temperature, "top_p": sampling.top_p,
-              "max_new_tokens": sampling.max_new_tokens, "seed": sampling.seed}
+    record = SamplingRecord.of(params)
     return [
         [Attempt(problem_id=pid, prompt=prompt_text(prompt), completion=c.text, model=model_fp, sampling=record,
                  sample_index=j, tokens=c.tokens, finish_reason=c.finish_reason, logprob=c.logprob,
@@ -302,19 +290,20 @@ def prompt_text(prompt: Any) -> str:
     return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
 
 
-def solve_problems(ctx: RunContext, model: StageOutput, problems: list[Problem], sampling: Sampling, *,
-                   backend: str = "auto", batch_size: int = 64, label: str = "solve") -> list[Attempt]:
-    """Sample `sampling.n` attempts per problem, cached per problem."""
-    from reasonloop.prompts import load_prompt_format
+def model_prompt_format(model: StageOutput) -> PromptFormat:
+    """The prompt format saved with a local model (the chat format for servers, Hub ids, models without one)."""
+    return load_prompt_format(model.path if Path(model.path).is_dir() else None)
 
-    model_dir = model.path if Path(model.path).is_dir() else None
-    fmt = load_prompt_format(model_dir)
+
+def solve_problems(ctx: RunContext, model: StageOutput, problems: list[Problem], fmt: PromptFormat,
+                   params: SamplingParams, *, backend: str = "auto", batch_size: int = 64,
+                   label: str = "solve") -> list[Attempt]:
+    """Sample `params.n` attempts per problem, prompted in `fmt`, cached per problem."""
     spec = GeneratorSpec(model.path, backend, (("batch_size", batch_size),) if not model.meta.get("remote") else ())
     prompts = [[{"role": "user", "content": fmt.render_prompt(p.question)}] if fmt.chat else fmt.render_prompt(p.question)
                for p in problems]
-    keys = [item_key("solve", p.id, prompt, vars(sampling), fmt.stop, model.fingerprint, batch_size)
-            for p, prompt in zip(problems, prompts)]
-    compute = partial(generate_chunk, spec=spec, sampling=sampling, stop=tuple(fmt.stop), model_fp=model.fingerprint)
+    keys = [item_key("solve", p.id, prompt, params, model.fingerprint, batch_size) for p, prompt in zip(problems, prompts)]
+    compute = partial(generate_chunk, spec=spec, params=params, model_fp=model.fingerprint)
     runner = ctx.executor if spec.remote else None  # a local model is loaded once, in this process
     items = list(zip(keys, (p.id for p in problems), prompts))
     values = cached_map(ctx, "solve", items, keys, compute, batch_size=batch_size, label=label, runner=runner)
@@ -346,6 +335,8 @@ def verify_attempts(ctx: RunContext, attempts: list[Attempt], problems: list[Pro
 
 
 class SamplingFields(StageConfig):
+    version: ClassVar = "2"  # 2: the model's calculator is used, and attempts record it
+
     samples: int = Field(1, ge=1, description="Completions per problem.")
     temperature: float = Field(0.0, ge=0, description="0 = greedy.")
     top_p: float = Field(1.0, gt=0, le=1)
@@ -354,8 +345,10 @@ class SamplingFields(StageConfig):
     backend: Literal["auto", "hf", "openai", "vllm"] = Field("auto", description="Model backend.")
     limit: int | None = Field(None, ge=1, description="Only the first N problems.")
 
-    def sampling(self, seed: int) -> Sampling:
-        return Sampling(self.samples, self.temperature, self.top_p, self.max_new_tokens, seed)
+    def sampling(self, seed: int, fmt: PromptFormat) -> SamplingParams:
+        """These settings, with the stop strings and calculator of the model's prompt format."""
+        return SamplingParams(n=self.samples, temperature=self.temperature, top_p=self.top_p,
+                              max_new_tokens=self.max_new_tokens, stop=fmt.stop, seed=seed, calculator=fmt.calculator)
 
 
 @register_stage("solve")
@@ -371,7 +364,8 @@ class SolveStage(SamplingFields):
 
     def run(self, ctx, inputs, out_dir, seed):
         problems = load(inputs["problems"].path, Problem)[: self.limit]
-        attempts = solve_problems(ctx, inputs["model"], problems, self.sampling(seed), backend=self.backend,
+        fmt = model_prompt_format(inputs["model"])
+        attempts = solve_problems(ctx, inputs["model"], problems, fmt, self.sampling(seed, fmt), backend=self.backend,
                                   batch_size=self.batch_size, label=self.name)
         path = write_records(out_dir / "attempts.jsonl", attempts)
         return StageOutput("attempts", str(path), fingerprint_path(path), {"problems": inputs["problems"].path})
@@ -422,16 +416,17 @@ class EvaluateStage(SamplingFields):
         from reasonloop.evaluate.rundir import make_manifest, write_run
 
         model, summary = inputs["model"], {}
+        fmt = model_prompt_format(model)
+        params = self.sampling(seed, fmt)
         for name, source in zip(self.problems, inputs["problems"]):
             problems = load(source.path, Problem)[: self.limit]
-            sampling = self.sampling(seed)
-            attempts = solve_problems(ctx, model, problems, sampling, backend=self.backend,
+            attempts = solve_problems(ctx, model, problems, fmt, params, backend=self.backend,
                                       batch_size=self.batch_size, label=f"{self.name}:{name}")
             verdicts = verify_attempts(ctx, attempts, problems, kind=self.grader, label=f"{self.name}:{name} verify")
             metrics = compute_metrics(problems, attempts, verdicts, suite=name, strategy=self.strategy, seed=seed)
             manifest = make_manifest(kind="eval", suite=name, model=model.path, model_fingerprint=model.fingerprint,
                                      verifier_version=verdicts[0].verifier if verdicts else None,
-                                     strategy=self.strategy, sampling=vars(sampling), seed=seed,
+                                     strategy=self.strategy, sampling=params.to_dict(), seed=seed,
                                      config=self.model_dump(mode="json"), stage=self.name, round=ctx.round)
             write_run(out_dir / f"{self.name}.{name}", manifest=manifest, problems=problems, attempts=attempts, verdicts=verdicts,
                       metrics=metrics)
@@ -473,4 +468,4 @@ def report_run_dirs(outputs: list[StageOutput]) -> list[Path]:
     return found
 
 
-__all__ = ["GeneratorSpec", "Sampling", "solve_problems", "verify_attempts"]
+__all__ = ["GeneratorSpec", "model_prompt_format", "solve_problems", "verify_attempts"]
