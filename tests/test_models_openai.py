@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from model_servers import free_port, llama_cpp_server, make_chat_tiny_model, reasonloop_server
-from reasonloop.models import ModelError, SamplingParams, load_generator, smollm2_gguf_path
+from reasonloop.models import Completion, ModelError, SamplingParams, load_generator, smollm2_gguf_path
 from reasonloop.models.openai import OpenAIGenerator, build_request, normalize_base_url
 
 CHAT = [{"role": "user", "content": "Name three colours."}]
@@ -116,10 +116,11 @@ MODELS = {"object": "list", "data": [{"id": "stub", "object": "model", "created"
 
 
 class Stub:
-    """A loopback HTTP server answering POSTs with `respond(n)` -> (status, body, headers)."""
+    """A loopback HTTP server answering POSTs with `respond(n)` -> (status, body, headers);
+    `bodies[n - 1]` is the JSON body of request n."""
 
     def __init__(self, respond):
-        self.respond, self.requests, self.headers = respond, 0, []
+        self.respond, self.requests, self.headers, self.bodies = respond, 0, [], []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -127,11 +128,12 @@ class Stub:
                 self._send(200, json.dumps(MODELS).encode(), {})
 
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("content-length", 0)))
+                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with lock:
                     stub.requests += 1
                     number = stub.requests
                     stub.headers.append(self.headers)
+                    stub.bodies.append(json.loads(raw))
                 status, body, headers = stub.respond(number)
                 self._send(status, body, headers)
 
@@ -249,3 +251,82 @@ def test_request_mapping():
     assert chat["messages"] == CHAT and "prompt" not in chat and "stop" not in chat and "logprobs" not in chat
     assert normalize_base_url("http://h:1") == normalize_base_url("http://h:1/") == "http://h:1/v1"
     assert normalize_base_url("https://api.example.com/v1/") == "https://api.example.com/v1"
+
+
+# -- calculator decoding over a server: stop at `=`, answer the call, continue ------------------
+
+QUESTION = "Question: Ann has 48 apples and eats half. How many are left?\nAnswer:"
+CALC_SCRIPT = {  # prompt -> (text, completion tokens, finish_reason, stop the server says it hit)
+    QUESTION: (" Half is 48/2 ", 5, "stop", "="),
+    QUESTION + " Half is 48/2 =": (" <<48/2", 4, "stop", "="),
+    QUESTION + " Half is 48/2 = <<48/2=24>>": ("24 left.\n#### 24", 6, "stop", None),
+}
+
+
+def scripted_server(stub, script, stop_field="stop_reason"):
+    """A stub continuing each prompt as `script` says, naming the stop it hit in `stop_field` (None: not at all)."""
+    def respond(number):
+        prompt = server.bodies[number - 1].get("prompt")
+        if prompt not in script:
+            return 400, json.dumps({"error": {"message": f"unscripted prompt {prompt!r}"}}).encode(), {}
+        text, tokens, finish, stop = script[prompt]
+        choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
+        if stop_field:
+            choice[stop_field] = stop
+        usage = {"prompt_tokens": 20, "completion_tokens": tokens, "total_tokens": 20 + tokens}
+        return 200, json.dumps({**COMPLETION, "choices": [choice], "usage": usage}).encode(), {}
+
+    server = stub(respond)
+    return server
+
+
+@pytest.mark.parametrize("stop_field", ["stop_reason", "matched_stop"])  # vLLM, SGLang
+def test_calculator_answers_calls_between_requests(stub, stop_field):
+    server = scripted_server(stub, CALC_SCRIPT, stop_field)
+    gen = load_generator(server.url)
+    params = SamplingParams(max_new_tokens=64, stop=("\nQuestion:",), seed=5, calculator=True)
+    got = gen.generate([QUESTION], params)[0][0]
+    assert got == Completion(" Half is 48/2 = <<48/2=24>>24 left.\n#### 24", 15, "stop")
+    assert [body["prompt"] for body in server.bodies] == list(CALC_SCRIPT)  # the server continues from the reply
+    assert [body["max_tokens"] for body in server.bodies] == [64, 59, 55]  # one token budget across rounds
+    assert all(body["stop"] == ["\nQuestion:", "="] for body in server.bodies)
+    assert len({body["seed"] for body in server.bodies}) == 3
+    assert gen.generate([QUESTION], params)[0][0] == got  # same seed, same requests
+    assert server.bodies[3:] == server.bodies[:3]
+
+
+def test_without_the_calculator_one_request_without_the_equals_stop(stub):
+    server = scripted_server(stub, CALC_SCRIPT)
+    got = load_generator(server.url).generate([QUESTION], SamplingParams(max_new_tokens=64, stop=("\nQuestion:",)))[0][0]
+    assert got == Completion(" Half is 48/2 ", 5, "stop")
+    assert server.requests == 1 and server.bodies[0]["stop"] == ["\nQuestion:"]
+
+
+def test_calculator_rounds_share_max_new_tokens(stub):
+    server = scripted_server(stub, CALC_SCRIPT)
+    got = load_generator(server.url).generate([QUESTION], SamplingParams(max_new_tokens=9, calculator=True))[0][0]
+    assert got == Completion(" Half is 48/2 = <<48/2=24>>", 9, "length")
+    assert [body["max_tokens"] for body in server.bodies] == [9, 4]
+
+
+def test_calculator_ends_at_the_users_stop_strings_and_eos(stub):
+    server = scripted_server(stub, {QUESTION: (" 48/2 is 24.", 6, "stop", "\nQuestion:")})
+    got = load_generator(server.url).generate([QUESTION], SamplingParams(stop=("\nQuestion:",), calculator=True))[0][0]
+    assert got == Completion(" 48/2 is 24.", 6, "stop") and server.requests == 1
+    server = scripted_server(stub, {QUESTION: (" 24", 2, "length", None)})
+    got = load_generator(server.url).generate([QUESTION], SamplingParams(max_new_tokens=2, calculator=True))[0][0]
+    assert got == Completion(" 24", 2, "length") and server.requests == 1
+
+
+def test_calculator_needs_a_server_that_names_the_stop_it_hit(stub):
+    server = scripted_server(stub, CALC_SCRIPT, stop_field=None)
+    got = load_generator(server.url).generate([QUESTION], SamplingParams(calculator=True))[0][0]
+    assert got.finish_reason == "error" and "does not say which stop string" in got.error and server.url in got.error
+    assert server.requests == 1
+
+
+def test_calculator_needs_plain_text_prompts(stub):
+    server = scripted_server(stub, CALC_SCRIPT)
+    with pytest.raises(ModelError, match="plain-text prompts"):
+        load_generator(server.url).generate([QUESTION, CHAT], SamplingParams(calculator=True))
+    assert server.requests == 0

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from reasonloop.models import ModelError, SamplingParams, load_generator
-from reasonloop.models.vllm import to_completion, vllm_sampling_kwargs
+from reasonloop.models.vllm import VLLMGenerator, to_completion, vllm_sampling_kwargs
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
@@ -28,6 +28,13 @@ def test_outputs_map_to_completions():
     cut = to_completion(long, params)
     assert cut.text == "abc " and cut.finish_reason == "stop"
     assert to_completion(long, SamplingParams()).finish_reason == "length"
+
+
+def test_calculator_is_refused_with_the_backends_that_have_it():
+    gen = object.__new__(VLLMGenerator)  # no engine needed: refused before anything is generated
+    gen.model_name = "Qwen/Qwen2.5-0.5B"
+    with pytest.raises(ModelError, match="Qwen/Qwen2.5-0.5B: calculator decoding .* hf backend and by the openai backend"):
+        gen.generate(["Q: 2*3?\nA:"], SamplingParams(calculator=True))
 
 
 @pytest.mark.skipif(HAS_VLLM, reason="vllm is installed: the missing-package message does not apply")

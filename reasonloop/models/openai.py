@@ -6,6 +6,12 @@ exponential backoff with jitter on 408/409/429/5xx, connection errors and timeou
 per sample (llama.cpp ignores `n`; one seeded request per sample is reproducible on every
 server), and failures recorded per item, so a batch job loses nothing it could finish.
 
+With `params.calculator`, a server cannot let us write mid-generation, so each sample is
+asked in rounds: generation stops at every `=`; where the text then ends a `<<EXPR=` call,
+the calculator's `RESULT>>` is appended, and the server continues from the text so far.
+This needs plain-text prompts and a server that says which stop string it hit (vLLM's
+`stop_reason`, SGLang's `matched_stop`): an `=` cannot otherwise be told from the end of text.
+
     from reasonloop.models import load_generator, SamplingParams
     gen = load_generator("http://127.0.0.1:8080/v1", concurrency=8)   # model: the one it serves
     gen.generate([[{"role": "user", "content": "2 + 3?"}]], SamplingParams(n=4, temperature=0.7))
@@ -18,12 +24,17 @@ import os
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from reasonloop.models.base import Completion, ModelError, Prompt, SamplingParams, apply_stop, register_backend, sample_seed
+from reasonloop.models.calculator import calculator_reply
 
 SEED_LIMIT = 2**31  # llama.cpp and others take a 32-bit signed seed
+CALL_END = "="  # the stop string that ends a calculator call (and every other `=`)
+MAX_ROUNDS = 64  # requests per calculator sample; each `=` the model writes takes one
+STOP_FIELDS = ("stop_reason", "matched_stop")  # where vLLM / SGLang say which stop string was hit
 
 
 def normalize_base_url(url: str) -> str:
@@ -70,6 +81,13 @@ def parse_choice(response: Any, params: SamplingParams) -> Completion:
     tokens = usage.completion_tokens if usage is not None and usage.completion_tokens is not None else 0
     finish = "length" if choice.finish_reason == "length" and not hit else "stop"
     return Completion(text, tokens, finish, sum_logprobs(choice) if params.logprobs else None)
+
+
+def matched_stop(response: Any) -> tuple[bool, Any]:
+    """(whether the server says which stop ended the choice, the stop string or token; None for EOS)."""
+    extra = getattr(response.choices[0], "model_extra", None) or {}
+    field = next((name for name in STOP_FIELDS if name in extra), None)
+    return field is not None, extra.get(field)
 
 
 def sum_logprobs(choice: Any) -> float | None:
@@ -130,6 +148,9 @@ class OpenAIGenerator:
         return f"openai:{self.base_url}#{self.model_name}"
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        if params.calculator and not all(isinstance(prompt, str) for prompt in prompts):
+            raise ModelError(f"{self.base_url}: calculator decoding continues the text after each call, "
+                             "which needs plain-text prompts, not chat messages")
         seed = random.getrandbits(62) if params.seed is None else params.seed
         jobs = [(prompt, sample_seed(seed, prompt_key(prompt), j) % SEED_LIMIT) for prompt in prompts for j in range(params.n)]
         outage = _Outage()
@@ -138,10 +159,42 @@ class OpenAIGenerator:
         return [done[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
 
     def _one(self, prompt: Prompt, params: SamplingParams, seed: int, outage: "_Outage") -> Completion:
+        if params.calculator:
+            return self._with_calculator(prompt, params, seed, outage)
+        return self._ask(prompt, params, seed, outage)[0]
+
+    def _with_calculator(self, prompt: str, params: SamplingParams, seed: int, outage: "_Outage") -> Completion:
+        """Ask in rounds that stop at `=`, answering calls in between. `tokens` counts what the
+        server generated: the calculator's replies reach it as prompt."""
+        text, tokens, logprob = "", 0, 0.0 if params.logprobs else None
+        for round_index in range(MAX_ROUNDS):
+            budget = params.max_new_tokens - tokens
+            if budget < 1:
+                return Completion(text, tokens, "length", logprob)
+            asked = replace(params, stop=(*params.stop, CALL_END), max_new_tokens=budget, calculator=False)
+            piece, response = self._ask(prompt + text, asked, (seed + round_index) % SEED_LIMIT, outage)
+            if piece.error:
+                return piece
+            text, tokens = text + piece.text, tokens + piece.tokens
+            logprob = None if logprob is None or piece.logprob is None else logprob + piece.logprob
+            reported, stop = matched_stop(response) if piece.finish_reason == "stop" else (True, None)
+            if not reported:
+                return _failed(f"{self.base_url} does not say which stop string ended a completion, which calculator "
+                               "decoding needs to tell `=` from the end of text (vLLM and SGLang servers do)")
+            if stop != CALL_END or CALL_END in params.stop:
+                return Completion(text, tokens, piece.finish_reason, logprob)
+            text += CALL_END + (calculator_reply(text + CALL_END) or "")
+            text, hit = apply_stop(text, params.stop)
+            if hit:
+                return Completion(text, tokens, "stop", logprob)
+        return Completion(text, tokens, "length", logprob)
+
+    def _ask(self, prompt: Prompt, params: SamplingParams, seed: int, outage: "_Outage") -> tuple[Completion, Any]:
+        """One request: its completion (an error completion if it failed) and the response."""
         import openai
 
         if outage.reason:  # the server stayed unreachable through all retries: fail fast
-            return _failed(outage.reason)
+            return _failed(outage.reason), None
         body = build_request(self.model_name, prompt, params, seed)
         where = f"{self.base_url} (model {self.model_name})"
         try:
@@ -149,13 +202,13 @@ class OpenAIGenerator:
                 response = self.client.chat.completions.create(**body)
             else:
                 response = self.client.completions.create(**body)
-            return parse_choice(response, params)
+            return parse_choice(response, params), response
         except openai.APIConnectionError as exc:
-            return _failed(outage.record(f"cannot reach {where} after {self.max_retries} retries: {_reason(exc)}"))
+            return _failed(outage.record(f"cannot reach {where} after {self.max_retries} retries: {_reason(exc)}")), None
         except openai.APIStatusError as exc:
-            return _failed(f"{where}: HTTP {exc.status_code}: {_reason(exc)}")
+            return _failed(f"{where}: HTTP {exc.status_code}: {_reason(exc)}"), None
         except (openai.APIError, ValueError, AttributeError, TypeError) as exc:  # JSON that is not a completion
-            return _failed(f"malformed response from {where}: {_reason(exc)}")
+            return _failed(f"malformed response from {where}: {_reason(exc)}"), None
 
 
 class _Outage:

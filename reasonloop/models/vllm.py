@@ -74,6 +74,9 @@ class VLLMGenerator:
         return self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        if params.calculator:
+            raise ModelError(f"model {self.model_name}: calculator decoding (`<<EXPR=` calls) is supported by the hf "
+                             "backend and by the openai backend with a vLLM server, not by in-process vllm")
         import vllm
 
         seed = random.getrandbits(62) if params.seed is None else params.seed
