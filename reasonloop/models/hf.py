@@ -184,6 +184,20 @@ class HFGenerator:
         self.source, self.gguf_file = resolve_weights(model, gguf_file)
         self.device = pick_device(device)
         self.tokenizer, self.model = self._load(dtype)
+        self._attach()
+
+    @classmethod
+    def for_model(cls, model, tokenizer, *, name: str = "in-memory model", batch_size: int = 32) -> "HFGenerator":
+        """Sample from a model already in memory (e.g. the one a trainer is updating), on its device."""
+        generator = cls.__new__(cls)
+        generator.model_name, generator.batch_size, generator.gguf_cache = name, batch_size, False
+        generator.source, generator.gguf_file = name, None
+        generator.device = str(next(model.parameters()).device)
+        generator.tokenizer, generator.model = tokenizer, model
+        generator._attach()
+        return generator
+
+    def _attach(self) -> None:
         self.context_window = context_window(self.model, self.tokenizer)
         self.eos_ids = eos_token_ids(self.model, self.tokenizer)
         self.pad_id = next(i for i in (self.tokenizer.pad_token_id, *self.eos_ids, 0) if i is not None)

@@ -3,7 +3,11 @@
 The tokenizer is byte-level BPE (any text round-trips) trained with the `tokenizers`
 library on the corpus the model will learn from; every digit is its own token, so
 numbers are spelled digit by digit and arithmetic does not depend on how BPE happened
-to merge them. The model is a standard `LlamaForCausalLM`, saved as a plain Hugging Face
+to merge them. With `number_tokens=N` the integers 0..N-1 are single tokens instead
+(longer numbers are split leftmost-longest: 1800 -> 180, 0): a model that leaves the
+arithmetic to the calculator (`models.calculator`) then copies a quantity from the
+question with one attention lookup instead of an induction over its digits, which a tiny
+model learns far sooner. The model is a standard `LlamaForCausalLM`, saved as a plain Hugging Face
 directory that `AutoModelForCausalLM` / `AutoTokenizer` load back unchanged.
 
     from reasonloop.models.tiny import create_tiny_model
@@ -25,9 +29,10 @@ BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
 SPECIAL_TOKENS = [PAD, BOS, EOS]  # ids 0, 1, 2
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> "PreTrainedTokenizerFast":
-    """Byte-level BPE trained on `texts`; single-digit tokens; BOS prepended when encoding."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, number_tokens: int = 0) -> "PreTrainedTokenizerFast":
+    """Byte-level BPE trained on `texts` (`vocab_size` tokens), plus one token for each integer
+    below `number_tokens`; other digits are single tokens; BOS prepended when encoding."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -47,6 +52,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> "PreTrainedT
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, bos_id)]
     )
+    if number_tokens < 0:
+        raise ValueError(f"number_tokens must be >= 0, got {number_tokens}")
+    tokenizer.add_tokens([AddedToken(str(n), normalized=False, special=False) for n in range(number_tokens)])
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD, padding_side="left"
     )
@@ -106,10 +114,11 @@ def create_tiny_model(
     config: TinyConfig = TinyConfig(),
     vocab_size: int = 512,
     seed: int = 0,
+    number_tokens: int = 0,
 ) -> Path:
     """Train a tokenizer on `corpus_texts`, build the model, save both to `out_dir`."""
     out = Path(out_dir)
-    tokenizer = train_tokenizer(corpus_texts, vocab_size=vocab_size)
+    tokenizer = train_tokenizer(corpus_texts, vocab_size=vocab_size, number_tokens=number_tokens)
     tokenizer.model_max_length = config.max_positions  # so truncation/trainers respect the context window
     model = build_tiny_model(tokenizer, config, seed=seed)
     out.mkdir(parents=True, exist_ok=True)

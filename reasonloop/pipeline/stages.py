@@ -9,7 +9,7 @@ imported inside `run`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -99,12 +99,12 @@ class ProblemsStage(StageConfig):
 # ---------------------------------------------------------------- models
 
 
-def training_texts(problems: list[Problem]) -> list[str]:
-    """Prompt + target as the trainers render them (plain format, no calculator annotations)."""
-    from reasonloop.prompts import PLAIN_FORMAT
+def training_texts(problems: list[Problem], prompt_format) -> list[str]:
+    """Prompt + target as the trainers render them in `prompt_format` (calculator calls kept if it uses them)."""
     from reasonloop.train.common import target_text
 
-    return [PLAIN_FORMAT.render_prompt(p.question) + target_text(p, PLAIN_FORMAT, annotations=False) for p in problems]
+    return [prompt_format.render_prompt(p.question) + target_text(p, prompt_format, annotations=prompt_format.calculator)
+            for p in problems]
 
 
 def model_output(path: Path, **meta: Any) -> StageOutput:
@@ -120,7 +120,9 @@ class TinyModelStage(StageConfig):
 
     corpus: list[str] = Field(description="Problems stages whose text trains the tokenizer.")
     config: dict[str, Any] = Field(default_factory=dict, description="TinyConfig fields (hidden_size, num_layers, ...).")
-    vocab_size: int = Field(512, ge=64, description="Tokenizer vocabulary size.")
+    vocab_size: int = Field(512, ge=64, description="Tokenizer vocabulary size (BPE part).")
+    number_tokens: int = Field(1000, ge=0, description="Integers below this are single tokens (0: digit by digit).")
+    calculator: bool = Field(True, description="Solutions keep <<48/2=24>> calls, answered by the calculator.")
 
     def preflight(self) -> None:
         from reasonloop.models.tiny import TinyConfig
@@ -132,9 +134,11 @@ class TinyModelStage(StageConfig):
         from reasonloop.prompts import PLAIN_FORMAT
 
         config = settings_object(TinyConfig, self.config, f"{self.name}.config")
-        texts = [t for o in inputs["corpus"] for t in training_texts(load(o.path, Problem))]
-        path = create_tiny_model(out_dir / "model", texts, config, vocab_size=self.vocab_size, seed=seed)
-        PLAIN_FORMAT.save(path)  # the format its tokenizer was trained on; training keeps it
+        prompt_format = replace(PLAIN_FORMAT, calculator=self.calculator)
+        texts = [t for o in inputs["corpus"] for t in training_texts(load(o.path, Problem), prompt_format)]
+        path = create_tiny_model(out_dir / "model", texts, config, vocab_size=self.vocab_size, seed=seed,
+                                 number_tokens=self.number_tokens)
+        prompt_format.save(path)  # the format its tokenizer was trained on; training keeps it
         return model_output(Path(path))
 
 

@@ -48,6 +48,10 @@ class TrainSettings:
         lr_scheduler: transformers scheduler name ("cosine", "linear", "constant", ...).
         warmup_ratio: fraction of the steps spent warming the learning rate up.
         weight_decay: AdamW weight decay.
+        adam_beta2: AdamW's second-moment decay (0.95 adapts faster: better for short runs at high learning rates).
+        gradient_checkpointing: recompute activations in the backward pass (saves memory on large models,
+            costs a third more compute; TRL turns it on by default, the tiny model does not need it).
+        max_seconds: stop training after this many seconds (the model trained so far is saved); None: no limit.
         seed: seeds data order, dropout and sampling.
         lora: "auto" (LoRA for models above 50M parameters), True or False.
         lora_r, lora_alpha: LoRA rank and scale.
@@ -56,7 +60,8 @@ class TrainSettings:
         logging_steps: steps between rows of train_log.jsonl.
         bf16: bf16 mixed precision (GPU); False trains in float32 (CPU default).
         calculator_annotations: keep GSM8K `<<48/2=24>>` annotations in training targets;
-            False strips them (shorter targets; the arithmetic stays written out as `48/2 = 24`).
+            False strips them (shorter targets; the arithmetic stays written out as `48/2 = 24`) unless
+            the model's prompt format uses the calculator, which needs them.
     """
 
     learning_rate: float = 1e-3
@@ -66,6 +71,9 @@ class TrainSettings:
     lr_scheduler: str = "cosine"
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
+    adam_beta2: float = 0.999
+    max_seconds: float | None = None
+    gradient_checkpointing: bool = False
     seed: int = 0
     lora: bool | str = "auto"
     lora_r: int = 16
@@ -86,6 +94,10 @@ class TrainSettings:
             raise ValueError(f"{type(self).__name__}.max_steps must be >= 1 or None, got {self.max_steps}")
         if self.lora not in ("auto", True, False):
             raise ValueError(f"{type(self).__name__}.lora must be 'auto', True or False, got {self.lora!r}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"{type(self).__name__}.max_seconds must be > 0 or None, got {self.max_seconds}")
+        if not 0 < self.adam_beta2 < 1:
+            raise ValueError(f"{type(self).__name__}.adam_beta2 must be in (0, 1), got {self.adam_beta2}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"{type(self).__name__}.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
@@ -99,6 +111,8 @@ class TrainSettings:
             lr_scheduler_type=self.lr_scheduler,
             warmup_steps=self.warmup_ratio,  # transformers 5: a float < 1 is a ratio
             weight_decay=self.weight_decay,
+            adam_beta2=self.adam_beta2,
+            gradient_checkpointing=self.gradient_checkpointing,
             seed=self.seed,
             data_seed=self.seed,
             save_strategy="steps",
@@ -262,6 +276,24 @@ def divergence_guard(max_loss: float | None = None) -> "TrainerCallback":
     return DivergenceGuard()
 
 
+def time_budget(seconds: float | None) -> "TrainerCallback":
+    """Stops training once `seconds` have passed since it started (`budget.stopped_at` tells the step)."""
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        stopped_at: int | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if seconds is not None and time.perf_counter() - self.started > seconds and not control.should_training_stop:
+                self.stopped_at = state.global_step
+                control.should_training_stop = True
+
+    return TimeBudget()
+
+
 def last_checkpoint(out_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -317,18 +349,20 @@ def fit(trainer_cls, kind: str, loaded: LoadedModel, settings: TrainSettings, ou
     from datasets import Dataset
 
     resume_step = checkpoint_step(last_checkpoint(out_dir))
+    budget = time_budget(settings.max_seconds)
     trainer = trainer_cls(
         model=loaded.model,
         train_dataset=Dataset.from_list(rows),
         processing_class=loaded.tokenizer,
         peft_config=lora_config(settings) if lora else None,
-        callbacks=[step_log_callback(out_dir / TRAIN_LOG, resume_step=resume_step), guard],
+        callbacks=[step_log_callback(out_dir / TRAIN_LOG, resume_step=resume_step), guard, budget],
         **trainer_kwargs,
     )
     seconds = run_trainer(trainer, out_dir, guard)
     save_trained(trainer, loaded, out_dir, settings, lora=lora)
     write_manifest(out_dir, kind, loaded, settings, lora=lora, optimizer_steps=trainer.state.global_step,
-                   train_seconds=round(seconds, 1), **manifest_extra)
+                   train_seconds=round(seconds, 1), stopped_by_time_budget=budget.stopped_at is not None,
+                   **manifest_extra)
     return out_dir
 
 

@@ -92,5 +92,11 @@ def train_grpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Pa
                         temperature=settings.temperature, max_completion_length=settings.max_completion_length,
                         loss_type=settings.loss_type)
     guard = common.divergence_guard(settings.max_loss)
+    extra = {}
+    if loaded.prompt_format.calculator:  # TRL's own sampler cannot answer the model's calculator calls
+        from reasonloop.train.rollout import calculator_rollout
+
+        extra["rollout_func"] = calculator_rollout(loaded.prompt_format, temperature=settings.temperature,
+                                                   max_new_tokens=settings.max_completion_length, seed=settings.seed)
     return common.fit(GRPOTrainer, "train-grpo", loaded, settings, out_dir, rows, lora=lora, guard=guard,
-                      manifest_extra={"n_problems": len(problems)}, args=config, reward_funcs=rewards)
+                      manifest_extra={"n_problems": len(problems)}, args=config, reward_funcs=rewards, **extra)

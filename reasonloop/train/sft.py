@@ -39,7 +39,8 @@ def train_sft(model: str | Path, problems: Sequence[Problem], out_dir: str | Pat
     out_dir = Path(out_dir)
     loaded = common.load_for_training(model)
     lora = common.use_lora(settings, loaded.model)
-    rows = common.sft_rows(problems, loaded.prompt_format, annotations=settings.calculator_annotations)
+    rows = common.sft_rows(problems, loaded.prompt_format, 
+                              annotations=settings.calculator_annotations or loaded.prompt_format.calculator)
     config = SFTConfig(**settings.trainer_args(out_dir), per_device_train_batch_size=settings.batch_size,
                        max_length=settings.max_length, completion_only_loss=True,
                        train_sampling_strategy="group_by_length" if settings.group_by_length else "random")
