@@ -10,6 +10,7 @@ or KL stops the run with a clear error, keeping the last good checkpoint.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -96,6 +97,7 @@ def train_grpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Pa
     if loaded.prompt_format.calculator:  # TRL's own sampler cannot answer the model's calculator calls
         from reasonloop.train.rollout import calculator_rollout
 
+        os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is used on purpose; the warning is noise
         extra["rollout_func"] = calculator_rollout(loaded.prompt_format, temperature=settings.temperature,
                                                    max_new_tokens=settings.max_completion_length, seed=settings.seed)
     return common.fit(GRPOTrainer, "train-grpo", loaded, settings, out_dir, rows, lora=lora, guard=guard,
