@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from reasonloop.atomic import atomic_write_text
 
@@ -35,6 +36,10 @@ class PromptFormat:
         if not solution:
             return self.target.replace("{solution}\n", "").format(solution="", answer=answer)
         return self.target.format(solution=solution.strip(), answer=answer)
+
+    def decoding(self) -> dict[str, Any]:
+        """The `SamplingParams` fields this format fixes: its stop strings and whether calls get the calculator."""
+        return {"stop": self.stop, "calculator": self.calculator}
 
     def save(self, model_dir: str | Path) -> Path:
         data = asdict(self) | {"stop": list(self.stop)}

@@ -10,7 +10,8 @@ import pytest
 
 from reasonloop.prompts import PLAIN_FORMAT
 from reasonloop.train import common
-from reasonloop.train.rollout import calculator_rollout, calculator_spans, model_token_mask
+from reasonloop.models.calculator import reply_spans
+from reasonloop.train.rollout import calculator_rollout, model_token_mask
 
 CALC_FORMAT = replace(PLAIN_FORMAT, calculator=True)
 
@@ -34,10 +35,10 @@ def calc_tiny(tmp_path_factory, problems):
     return path
 
 
-def test_calculator_spans_cover_only_the_replies():
+def test_reply_spans_cover_only_the_replies():
     text = "so 21 - 7 = <<21-7=14>>14 left, then <<14*2=28>>28."
-    assert [text[a:b] for a, b in calculator_spans(text)] == ["14>>", "28>>"]
-    assert calculator_spans("no calls, 3 = 3 and <<unfinished") == []
+    assert [text[a:b] for a, b in reply_spans(text)] == ["14>>", "28>>"]
+    assert reply_spans("no calls, 3 = 3 and <<unfinished") == []
 
 
 def test_model_token_mask_zeroes_tokens_inside_replies(calc_tiny):
@@ -46,7 +47,7 @@ def test_model_token_mask_zeroes_tokens_inside_replies(calc_tiny):
     tokenizer = AutoTokenizer.from_pretrained(calc_tiny)
     text = " so 21 - 7 = <<21-7=14>>14 stickers"
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    mask = model_token_mask(encoded["offset_mapping"], calculator_spans(text))
+    mask = model_token_mask(encoded["offset_mapping"], reply_spans(text))
     masked = "".join(text[a:b] for (a, b), m in zip(encoded["offset_mapping"], mask) if m == 0)
     assert masked == "14>>"
     assert len(mask) == len(encoded["input_ids"]) and sum(mask) == len(mask) - len(tokenizer.tokenize("14>>"))

@@ -59,7 +59,7 @@ def evaluate_suite(
     suite = (load_suite(suite) if isinstance(suite, str) else suite).with_strategy(strategy, n)
     problems = list(problems) if problems is not None else suite_problems(suite, data=data, limit=limit)
     fmt = prompt_format or suite.prompt_format(model_dir)
-    params = suite.sampling_params(stop=fmt.stop, calculator=fmt.calculator)
+    params = suite.sampling_params(**fmt.decoding())
     fingerprint = generator.fingerprint()
     out_dir = Path(out_dir)
     manifest = make_manifest(

@@ -18,6 +18,7 @@ import re
 from fractions import Fraction
 
 CALL = re.compile(r"<<([0-9+\-*/(). ]{1,80})=$")
+REPLY = re.compile(r"<<[^<>=]*=([^<>]*>>)")  # group 1: the calculator's part of a finished call
 CALL_CHARS = 90  # a text tail this long holds any call CALL matches (`<<` + 80 + `=`)
 MAX_DIGITS = 30  # largest operand or result magnitude, in digits
 DECIMALS = 6  # non-terminating quotients are rounded to this many decimals
@@ -72,6 +73,11 @@ def calculate(expression: str) -> str | None:
         return format_number(_value(tree.body))
     except (SyntaxError, _Refused, ValueError, ZeroDivisionError):
         return None
+
+
+def reply_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the calculator's replies in a finished text (`24>>` in `<<48/2=24>>`)."""
+    return [match.span(1) for match in REPLY.finditer(text)]
 
 
 def calculator_reply(text: str) -> str | None:

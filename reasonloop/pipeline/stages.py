@@ -99,7 +99,7 @@ class ProblemsStage(StageConfig):
 # ---------------------------------------------------------------- models
 
 
-def training_texts(problems: list[Problem], prompt_format) -> list[str]:
+def training_texts(problems: list[Problem], prompt_format: PromptFormat) -> list[str]:
     """Prompt + target as the trainers render them in `prompt_format` (calculator calls kept if it uses them)."""
     from reasonloop.train.common import target_text
 
@@ -352,7 +352,7 @@ class SamplingFields(StageConfig):
     def sampling(self, seed: int, fmt: PromptFormat) -> SamplingParams:
         """These settings, with the stop strings and calculator of the model's prompt format."""
         return SamplingParams(n=self.samples, temperature=self.temperature, top_p=self.top_p,
-                              max_new_tokens=self.max_new_tokens, stop=fmt.stop, seed=seed, calculator=fmt.calculator)
+                              max_new_tokens=self.max_new_tokens, seed=seed, **fmt.decoding())
 
 
 @register_stage("solve")

@@ -60,8 +60,7 @@ def evaluate_accuracy(model_dir: str | Path, problems: Sequence[Problem], *, bat
 
     prompt_format = load_prompt_format(model_dir)
     generator = HFGenerator(model_dir, batch_size=batch_size)
-    params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, stop=prompt_format.stop,
-                            calculator=prompt_format.calculator)
+    params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, **prompt_format.decoding())
     outputs = generator.generate([prompt_value(p.question, prompt_format) for p in problems], params)
     texts = [samples[0].text for samples in outputs]
     verdicts = grade_batch([(text, p.answer) for text, p in zip(texts, problems)])

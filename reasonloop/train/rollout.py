@@ -9,18 +9,12 @@ tokens the model chose.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
+from dataclasses import replace
 from typing import Any, Callable
 
+from reasonloop.models.calculator import reply_spans
 from reasonloop.prompts import PromptFormat
-
-REPLY = re.compile(r"<<[^<>=]*=([^<>]*>>)")
-
-
-def calculator_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the calculator's replies (`24>>` in `<<48/2=24>>`)."""
-    return [match.span(1) for match in REPLY.finditer(text)]
 
 
 def model_token_mask(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
@@ -40,32 +34,27 @@ def calculator_rollout(prompt_format: PromptFormat, *, temperature: float, max_n
         tokenizer = trainer.processing_class
         model = trainer.accelerator.unwrap_model(trainer.model)
         generator = HFGenerator.for_model(model, tokenizer, batch_size=len(prompts))
-        params = SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, stop=prompt_format.stop,
-                                seed=seed + trainer.state.global_step, calculator=True)
+        params = SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens,
+                                seed=seed + trainer.state.global_step, **prompt_format.decoding())
         counts = Counter(prompts)
         was_training = model.training
         model.eval()
         try:
-            samples = generator.generate_requests([(p, _with_n(params, n)) for p, n in counts.items()])
+            samples = generator.generate_requests([(p, replace(params, n=n)) for p, n in counts.items()])
         finally:
             model.train(was_training)
         pools = {p: list(group) for p, group in zip(counts, samples)}
+        encoded_prompts = {p: tokenizer(p)["input_ids"] for p in counts}
         prompt_ids, completion_ids, env_mask = [], [], []
         for prompt in prompts:
             completion = pools[prompt].pop(0)
             encoded = tokenizer(completion.text, add_special_tokens=False, return_offsets_mapping=True)
-            ids, mask = list(encoded["input_ids"]), model_token_mask(encoded["offset_mapping"], calculator_spans(completion.text))
+            ids, mask = list(encoded["input_ids"]), model_token_mask(encoded["offset_mapping"], reply_spans(completion.text))
             if completion.finish_reason == "stop" and tokenizer.eos_token_id is not None:
                 ids, mask = ids + [tokenizer.eos_token_id], mask + [1]
-            prompt_ids.append(tokenizer(prompt)["input_ids"])
+            prompt_ids.append(encoded_prompts[prompt])
             completion_ids.append(ids)
             env_mask.append(mask)
         return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None, "env_mask": env_mask}
 
     return rollout
-
-
-def _with_n(params, n: int):
-    from dataclasses import replace
-
-    return replace(params, n=n)

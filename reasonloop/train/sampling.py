@@ -33,11 +33,11 @@ def sample_and_grade(model_dir: str | Path, problems: Sequence[Problem], *, k: i
     prompt_format = load_prompt_format(model_dir)
     generator = HFGenerator(model_dir, batch_size=batch_size)
     params = SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens,
-                            stop=prompt_format.stop, seed=seed, calculator=prompt_format.calculator)
+                            seed=seed, **prompt_format.decoding())
     questions = [HINT.format(question=p.question, answer=p.answer) if hint else p.question for p in problems]
     prompts = [prompt_value(q, prompt_format) for q in questions]
     outputs = generator.generate(prompts, params)
-    record = SamplingRecord(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    record = SamplingRecord.of(params)
     fingerprint = generator.fingerprint()
     graded_items = [
         (problem, Attempt(problem_id=problem.id, prompt=prompt_format.render_prompt(question), completion=c.text,
