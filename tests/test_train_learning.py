@@ -24,7 +24,7 @@ from reasonloop.train import common, evaluate_accuracy, mcnemar
 pytestmark = pytest.mark.slow
 
 SFT_SEED, HELDOUT_SEED, RFT_SEED = 1, 2, 3
-N_SFT, N_HELDOUT, N_RFT, N_GRPO = 1000, 500, 1000, 256
+N_SFT, N_HELDOUT, N_RFT, N_GRPO = 1000, 500, 1000, 512
 MAX_STEPS = 3
 # REASONLOOP_LEARNING_DIR keeps the runs there: a rerun (e.g. after a timeout) reuses finished ones.
 # REASONLOOP_LEARNING_DRY_RUN=1 checks the wiring in a minute (few problems and steps; numbers meaningless).
@@ -44,11 +44,11 @@ from reasonloop.train.sft import SFTSettings  # noqa: E402
 FORMAT = replace(PLAIN_FORMAT, calculator=True)
 NUMBER_TOKENS = 1000
 MODEL = TinyConfig(hidden_size=128, num_layers=3, num_heads=4, intermediate_size=384)
-SFT = SFTSettings(learning_rate=5e-3, batch_size=24, max_steps=600, adam_beta2=0.95, max_seconds=295,
+SFT = SFTSettings(learning_rate=5e-3, batch_size=24, max_steps=900, adam_beta2=0.95, max_seconds=295,
                   save_steps=100, logging_steps=10)
 ROUND_SFT = SFTSettings(learning_rate=5e-4, batch_size=32, epochs=1, warmup_ratio=0.0, adam_beta2=0.95, save_steps=10_000)
 RFT = RFTSettings(rounds=2, k=4, temperature=0.8, max_per_problem=2, restart_from_base=False, sft=ROUND_SFT, seed=0)
-GRPO = GRPOSettings(learning_rate=1e-4, batch_size=64, num_generations=8, beta=0.04, temperature=1.0,
+GRPO = GRPOSettings(learning_rate=5e-4, batch_size=64, num_generations=8, beta=0.04, temperature=1.0,
                     max_completion_length=160, epochs=1, save_steps=10_000)
 DPO = DPOSettings(learning_rate=3e-5, batch_size=16, beta=0.1, k=4, epochs=1, save_steps=10_000)
 if DRY_RUN:
@@ -122,16 +122,25 @@ def rft(data, run_dir, sft):
     return result, measured("RFT", result.model_dir, data, start=sft[2])
 
 
-# The targets are not met yet on the 2-core CPU (docs/results.md records the measured
-# numbers). They are real assertions, run on demand with REASONLOOP_LEARNING_TARGETS=1, rather
+# The RFT and GRPO targets are not met yet on the 2-core CPU (docs/results.md records the
+# measured numbers). They are real assertions, run on demand with REASONLOOP_LEARNING_TARGETS=1, rather
 # than non-strict xfails that could never fail: CI does not claim what has not been reached.
+TARGETS_ON_DEMAND = os.environ.get("REASONLOOP_LEARNING_TARGETS") != "1"
 SHORTFALL = pytest.mark.skipif(
-    os.environ.get("REASONLOOP_LEARNING_TARGETS") != "1",
+    TARGETS_ON_DEMAND,
     reason="learning target not met yet on CPU (docs/results.md); REASONLOOP_LEARNING_TARGETS=1 runs it",
+)
+# The SFT target is met on this project's machine (41.0% after 900 steps in 249-265 s), but its
+# 5-minute budget buys a different number of steps on a machine of another speed (0.46 s per step in
+# an earlier session against 0.28 s now), and the step count is what decides the accuracy.
+MACHINE_SPEED = pytest.mark.skipif(
+    TARGETS_ON_DEMAND,
+    reason="met on the project's machine (docs/results.md), but its time budget depends on the machine's speed; "
+           "REASONLOOP_LEARNING_TARGETS=1 runs it",
 )
 
 
-@SHORTFALL
+@MACHINE_SPEED
 def test_sft_on_1000_gold_solutions_reaches_40_percent_in_5_minutes(sft):
     _, manifest, report = sft
     assert manifest["train_seconds"] <= 300
