@@ -238,6 +238,29 @@ def test_rationalization_retries_unsolved_problems_with_the_answer_as_hint(tiny,
     assert hinted_calls == [12] and (stats.solved, stats.rationalized, stats.kept) == (4, 12, 16)
 
 
+def test_rft_replay_adds_worked_solutions_to_every_round(tiny, problems, tmp_path, monkeypatch):
+    from reasonloop.train import rft
+    from reasonloop.train.sft import SFTSettings
+
+    trained_on, real_train_sft = [], rft.train_sft
+
+    def spy(start, chosen, out, settings):
+        trained_on.append(sorted(p.id for p in chosen))
+        return real_train_sft(start, chosen, out, settings)
+
+    monkeypatch.setattr(rft, "sample_and_grade", gold_sampler(4))
+    monkeypatch.setattr(rft, "train_sft", spy)
+    replay = problems[:3]
+    settings = rft.RFTSettings(rounds=2, k=2, sft=quick(SFTSettings, max_steps=1))
+    rft.train_rft(tiny, problems, tmp_path / "rft", settings, replay=replay)
+    kept = [f"{p.id}-s0" for i, p in enumerate(problems) if i % 4 == 0]
+    assert trained_on == [sorted(kept + [p.id for p in replay])] * 2
+    unsolved = [p.model_copy(update={"solution": None}) for p in replay]
+    monkeypatch.setattr(rft, "sample_and_grade", lambda *a, **k: pytest.fail("replay must be checked before sampling"))
+    with pytest.raises(ReasonloopError, match="rft replay: 3 of 3 problems have no worked solution"):
+        rft.train_rft(tiny, problems, tmp_path / "rft2", settings, replay=unsolved)
+
+
 def test_rft_with_nothing_solved_says_what_to_do(tiny, problems, tmp_path, monkeypatch):
     from reasonloop.train import rft
 

@@ -117,7 +117,7 @@ def sft(data, run_dir):
 def rft(data, run_dir, sft):
     from reasonloop.train.rft import train_rft
 
-    result = train_rft(sft[0], data["rft"], run_dir / "rft", RFT)
+    result = train_rft(sft[0], data["rft"], run_dir / "rft", RFT, replay=data["sft"])
     print("RFT rounds:\n" + result.table())
     return result, measured("RFT", result.model_dir, data, start=sft[2])
 
@@ -154,7 +154,8 @@ def test_rft_beats_its_sft_start_and_a_gold_control_with_the_same_steps(data, ru
     result, report = rft
     steps = sum(r.optimizer_steps for r in result.rounds)
     control_settings = SFTSettings(**{**ROUND_SFT.__dict__, "max_steps": steps})
-    control_dir = once(lambda *a: train_sft(*a, control_settings), run_dir / "control", sft[0], data["rft"])
+    gold = data["rft"] + data["sft"]  # the problems RFT fine-tunes on (its samples plus the replayed SFT data)
+    control_dir = once(lambda *a: train_sft(*a, control_settings), run_dir / "control", sft[0], gold)
     control = measured(f"gold control ({steps} steps)", control_dir, data, start=sft[2])
     test = mcnemar(control.correct, report.correct)
     print(f"RFT vs control: {(report.accuracy - control.accuracy) * 100:+.1f} points; {test}")

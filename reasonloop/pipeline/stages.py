@@ -204,18 +204,21 @@ def verified_solutions(verdicts_output: StageOutput, max_per_problem: int) -> li
 class RFTStage(TrainStage):
     """Rejection-sampling self-training (STaR / ReST-EM rounds) through `reasonloop.train.rft`."""
 
-    refs: ClassVar = {"model": ("model",), "problems": ("problems",), "heldout": ("problems",)}
+    refs: ClassVar = {"model": ("model",), "problems": ("problems",), "heldout": ("problems",),
+                      "replay": ("problems",)}
     settings_class: ClassVar = ("reasonloop.train.rft", "RFTSettings")
 
     problems: str = Field(description="Problems stage to sample and verify on.")
     heldout: str | None = Field(None, description="Problems stage for the per-round held-out accuracy.")
+    replay: str | None = Field(None, description="Problems stage with worked solutions (e.g. the SFT data) "
+                                                 "added to every round's fine-tuning set.")
 
     def run(self, ctx, inputs, out_dir, seed):
         from reasonloop.train.rft import train_rft
 
-        heldout = load(inputs["heldout"].path, Problem) if "heldout" in inputs else None
+        optional = {name: load(inputs[name].path, Problem) for name in ("heldout", "replay") if name in inputs}
         result = train_rft(inputs["model"].path, load(inputs["problems"].path, Problem), out_dir / "model",
-                           self.trainer_settings(), heldout=heldout)
+                           self.trainer_settings(), **optional)
         path = Path(getattr(result, "model_dir", None) or getattr(result, "final_model", None) or out_dir / "model")
         rounds = [r if isinstance(r, dict) else vars(r) for r in getattr(result, "rounds", [])]
         return model_output(path, rounds=json.loads(json.dumps(rounds, default=str)))

@@ -78,13 +78,16 @@ def sft(model: str = MODEL, data: str = DATA, out: str = OUT, limit: Optional[in
 
 def rft(model: str = MODEL, data: str = DATA, out: str = OUT, limit: Optional[int] = LIMIT,
         heldout: Optional[str] = typer.Option(None, "--heldout", help="Problems for per-round held-out accuracy."),
+        replay: Optional[str] = typer.Option(None, "--replay", help="Problems with worked solutions (e.g. the SFT "
+                                                                    "data) added to every round's fine-tuning set."),
         set_: Optional[List[str]] = SET, as_json: bool = typer.Option(False, "--json")) -> None:
     """Self-training rounds (STaR / ReST-EM): sample, keep verified, fine-tune."""
     from reasonloop.train.rft import train_rft
 
     settings = make_settings("rft", set_)
     held = read_problems(heldout, None) if heldout else None
-    result = train_rft(model, read_problems(data, limit), out, settings, heldout=held)
+    replayed = read_problems(replay, None) if replay else None
+    result = train_rft(model, read_problems(data, limit), out, settings, heldout=held, replay=replayed)
     if not as_json:
         typer.echo(result.table())
     report({"model": str(result.model_dir)}, as_json)

@@ -148,7 +148,8 @@ def reload_graded(problems: Sequence[Problem], attempts_file: Path, verdicts_fil
 
 
 def run_round(number: int, sampler: Path | str, start: Path | str, problems: Sequence[Problem], out: Path,
-              settings: RFTSettings, heldout: Sequence[Problem] | None) -> RoundStats:
+              settings: RFTSettings, heldout: Sequence[Problem] | None,
+              replay: Sequence[Problem] = ()) -> RoundStats:
     plain, hinted = sample_round(number, sampler, problems, out, settings)
     kept = keep_verified(plain, settings.max_per_problem)
     solved = len(kept)
@@ -157,7 +158,7 @@ def run_round(number: int, sampler: Path | str, start: Path | str, problems: Seq
         raise ReasonloopError(
             f"round {number}: 0 of {len(problems)} problems solved at k={settings.k} — raise k or temperature, "
             "or start from an SFT model")
-    train_sft(start, as_training_problems(problems, kept), out, settings.sft)
+    train_sft(start, as_training_problems(problems, kept) + list(replay), out, settings.sft)
     manifest = json.loads((out / common.MANIFEST).read_text())
     accuracy = None
     if heldout:
@@ -172,9 +173,16 @@ def run_round(number: int, sampler: Path | str, start: Path | str, problems: Seq
 
 
 def train_rft(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
-              settings: RFTSettings = RFTSettings(), heldout: Sequence[Problem] | None = None) -> RFTResult:
-    """`settings.rounds` rounds of sample → verify → fine-tune; `result.model_dir` is the last round's model."""
+              settings: RFTSettings = RFTSettings(), heldout: Sequence[Problem] | None = None,
+              replay: Sequence[Problem] | None = None) -> RFTResult:
+    """`settings.rounds` rounds of sample → verify → fine-tune; `result.model_dir` is the last round's model.
+
+    `replay`: problems with worked solutions (e.g. the SFT data) added to every round's fine-tuning
+    set, as in Yuan et al. 2023's RFT, so the round does not drift towards the problems it already solves.
+    """
     common.check_problems(problems, "rft")
+    if replay:
+        common.check_problems(replay, "rft replay", need_solutions=True)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rounds: list[RoundStats] = []
@@ -185,7 +193,7 @@ def train_rft(model: str | Path, problems: Sequence[Problem], out_dir: str | Pat
             stats = RoundStats(**json.loads((round_dir / ROUND_FILE).read_text()))
         else:
             start = model if settings.restart_from_base else latest
-            stats = run_round(number, latest, start, problems, round_dir, settings, heldout)
+            stats = run_round(number, latest, start, problems, round_dir, settings, heldout, replay or ())
         rounds.append(stats)
         latest = round_dir
     write_rft_log(out_dir, rounds)
