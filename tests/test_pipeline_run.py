@@ -4,6 +4,7 @@ the manifest says how to rerun, and `reasonloop cache ls|gc` see what runs left.
 import json
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -239,3 +240,21 @@ def test_solve_and_evaluate_ask_with_the_models_stop_strings_and_calculator(tmp_
     assert generator.asked[-1][1].calculator and generator.asked[-1][1].stop == ("\nQ:",)
     manifest = json.loads((tmp_path / "eval" / "eval.p" / "manifest.json").read_text())
     assert manifest["sampling"]["calculator"] is True and manifest["sampling"]["stop"] == ["\nQ:"]
+
+
+def test_changed_training_setting_trains_afresh_instead_of_resuming_the_old_checkpoint(tmp_path, shared_data):
+    recipe = small_recipe(shared_data)
+    recipe["stages"] = recipe["stages"][:3] + [
+        {"name": "sft", "kind": "sft", "model": "tiny", "problems": "train_set",
+         "settings": {"max_steps": 2, "batch_size": 4, "save_steps": 1, "learning_rate": 1e-3}}]
+
+    def trained_weights(overrides=()):
+        result, _ = run(recipe, tmp_path, overrides)
+        return (Path(result.outputs["sft"].path) / "model.safetensors").read_bytes()
+
+    first = trained_weights()
+    changed = trained_weights(["stages.sft.settings.learning_rate=0.01"])
+    shutil.rmtree(tmp_path / "run")
+    cold = trained_weights(["stages.sft.settings.learning_rate=0.01"])
+    assert changed != first  # with the old checkpoint-2 resumed, no step would have run: the same weights
+    assert changed == cold

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from reasonloop.errors import ReasonloopError
 from reasonloop.pipeline.recipe import BASE_MODEL, Recipe, StageConfig, dependencies, execution_order
 
 STAGE_FILE = "stage.json"
+PENDING_FILE = "stage.pending.json"  # the key a started, unfinished stage run is computing
 CACHE_KEYS = "cache_keys.json"  # the cache entries a run used, so `reasonloop cache gc --keep RUN` keeps them
 MANIFEST_FORMAT = 1
 PIPELINE_PACKAGES = ("torch", "transformers", "trl", "datasets", "accelerate", "peft", "math-verify", "sympy",
@@ -254,11 +256,13 @@ def run_stage(ctx: RunContext, stage: StageConfig, outputs, round_index: int, ti
         ctx.log(f"stage {label} ({stage.kind}) ...")
         done = ctx.progress(f"stage {label}", 1, 0)
         ctx.stage_keys = {}
+        claim_stage_dir(out_dir, key)
         output = stage.run(ctx, inputs, out_dir, seed)
         done(1)
         atomic_write_json(out_dir / STAGE_FILE, {"key": key, "kind": stage.kind, "seed": seed,
                                                  "output": output.to_json(ctx.run_dir),
                                                  "cache_keys": {ns: sorted(k) for ns, k in ctx.stage_keys.items()}})
+        (out_dir / PENDING_FILE).unlink(missing_ok=True)
     else:
         ctx.use_keys(cache_keys)
         ctx.log(f"stage {label}: done earlier (same inputs and settings)")
@@ -270,6 +274,24 @@ def run_stage(ctx: RunContext, stage: StageConfig, outputs, round_index: int, ti
         summary = f": {output.meta['summary']}" if "summary" in output.meta else ""
         ctx.log(f"stage {label} done in {seconds:.1f} s{summary}")
     return output
+
+
+def claim_stage_dir(out_dir: Path, key: str) -> None:
+    """Make `out_dir` hold the work of `key` only. Work left by another key (a changed setting or
+    input) is cleared — a trainer would otherwise resume from its checkpoints, an RFT run reuse its
+    rounds; unfinished work of the same key (a killed run) is kept to resume from."""
+    recorded = [recorded_key(path) for path in (out_dir / PENDING_FILE, out_dir / STAGE_FILE) if path.is_file()]
+    if recorded and recorded[0] != key:
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / PENDING_FILE, {"key": key})
+
+
+def recorded_key(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("key")
+    except (OSError, ValueError, AttributeError):
+        return None  # unreadable: treated as another key's work
 
 
 def cached_stage_output(out_dir: Path, key: str, run_dir: Path) -> tuple[StageOutput | None, dict]:
