@@ -179,6 +179,7 @@ def test_smollm2_gguf_chat_and_its_converted_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("REASONLOOP_CACHE", str(tmp_path))
     first = HFGenerator(smollm2_gguf_path())  # converts, keeps a safetensors copy
     assert [p.name for p in (tmp_path / "gguf").iterdir()] and first.tokenizer.chat_template
+    assert not getattr(first.model, "is_quantized", False)  # plain float weights: a Trainer accepts them
     cached = load_generator(str(smollm2_gguf_path()))  # loads the copy
     prompts = [[{"role": "user", "content": "What is 2 + 3?"}], "The capital of France is"]
     greedy = SamplingParams(max_new_tokens=12)

@@ -179,7 +179,7 @@ def test_dpo_does_not_hurt_its_start(data, run_dir, rft):
     assert report.accuracy >= rft[1].accuracy - 0.02
 
 
-def test_smollm2_lora_sft_and_grpo_steps_run_on_cpu_and_the_adapter_reloads(data, tmp_path):
+def test_smollm2_lora_sft_and_grpo_steps_run_on_cpu_and_the_adapter_reloads(data, tmp_path, monkeypatch):
     from peft import PeftModel
 
     from reasonloop.models import smollm2_gguf_path
@@ -187,6 +187,7 @@ def test_smollm2_lora_sft_and_grpo_steps_run_on_cpu_and_the_adapter_reloads(data
     from reasonloop.train.grpo import train_grpo
     from reasonloop.train.sft import train_sft
 
+    monkeypatch.setenv("REASONLOOP_CACHE", str(tmp_path / "cache"))  # the first load converts the GGUF, as on a fresh machine
     gguf = smollm2_gguf_path()
     problems = data["sft"][:4]
     lora = {"lora": True, "merge_lora": False, "max_steps": 1, "batch_size": 2, "logging_steps": 1}

@@ -72,15 +72,28 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def save_dequantized(tokenizer, model, target: Path) -> bool:
-    """Keep a GGUF model that transformers dequantised as a safetensors directory at `target`:
-    converting takes tens of seconds on CPU, loading the result about one. Atomic (rename)."""
+def is_dequantized(model) -> bool:
+    """True when transformers unpacked a GGUF model's blocks into plain float weights (the usual case)."""
     quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is not None and getattr(quantizer, "packed_modules", None):
-        return False  # weights still packed in GGUF blocks: nothing plain to save
+    return quantizer is None or not getattr(quantizer, "packed_modules", None)
+
+
+def forget_quantization(model) -> None:
+    """Mark a dequantised GGUF model as the plain float model it now is: saved without a
+    quantization config, and trainable (Trainer refuses a model still flagged `is_quantized`)."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None and hasattr(quantizer, "remove_quantization_config"):
+        quantizer.remove_quantization_config(model)
+        return
     model.hf_quantizer = None
+    model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+
+
+def save_plain(tokenizer, model, target: Path) -> None:
+    """Keep a dequantised GGUF model as a safetensors directory at `target`: converting takes
+    tens of seconds on CPU, loading the result about one. Atomic (rename)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
     try:
@@ -92,7 +105,6 @@ def save_dequantized(tokenizer, model, target: Path) -> bool:
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return True
 
 
 def gguf_cache_root() -> Path:
@@ -216,8 +228,10 @@ class HFGenerator:
                 tokenizer, model = self._from_pretrained(str(cached), torch_dtype)
             else:
                 tokenizer, model = self._from_pretrained(self.source, torch_dtype, gguf_file=self.gguf_file)
-                if cached is not None:
-                    save_dequantized(tokenizer, model, cached)
+                if is_dequantized(model):
+                    forget_quantization(model)
+                    if cached is not None:
+                        save_plain(tokenizer, model, cached)
         return tokenizer, model.to(self.device).eval()
 
     def _from_pretrained(self, source: str, dtype, **kwargs):
