@@ -55,8 +55,9 @@ GRPO = GRPOSettings(learning_rate=5e-4, batch_size=64, num_generations=8, beta=0
 DPO = DPOSettings(learning_rate=3e-5, batch_size=16, beta=0.1, k=4, epochs=1, save_steps=10_000)
 if DRY_RUN:
     MODEL = TinyConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
-    SFT, ROUND_SFT = SFTSettings(max_steps=2, batch_size=8), SFTSettings(max_steps=1, batch_size=8)
-    RFT = RFTSettings(rounds=2, k=2, sft=ROUND_SFT, max_new_tokens=32)
+    # enough SFT steps that the model answers a few of the problems it trained on, which RFT samples
+    SFT, ROUND_SFT = SFTSettings(max_steps=300, batch_size=8, learning_rate=5e-3), SFTSettings(max_steps=1, batch_size=8)
+    RFT = RFTSettings(rounds=2, k=8, sft=ROUND_SFT, max_new_tokens=64)
     GRPO = GRPOSettings(max_steps=1, batch_size=8, num_generations=4, max_completion_length=16)
     DPO = DPOSettings(max_steps=1, batch_size=4, k=4, max_new_tokens=32)
 
@@ -78,7 +79,7 @@ def data():
 
     sft = draw(N_SFT, SFT_SEED)
     heldout = draw(N_HELDOUT, HELDOUT_SEED, exclude=questions(sft + draw(N_HELDOUT_EXCLUDED, RFT_SEED)))
-    rft = draw(N_RFT, RFT_SEED, exclude=questions(heldout))
+    rft = sft[:N_RFT] if DRY_RUN else draw(N_RFT, RFT_SEED, exclude=questions(heldout))
     overlap = len(questions(heldout) & questions(sft + rft))
     print(f"\nproblems: {len(sft)} SFT (seed {SFT_SEED}), {len(rft)} RFT (seed {RFT_SEED}; GRPO and DPO use its first {N_GRPO} and {N_DPO}), "
           f"{len(heldout)} held-out (seed {HELDOUT_SEED}); held-out overlap with training questions: {overlap}")
