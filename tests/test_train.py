@@ -120,6 +120,20 @@ def test_grpo_logs_reward_and_kl(tiny, problems, tmp_path):
     assert (out / PROMPT_FILE).is_file() and common.is_complete(out)
 
 
+def test_grpo_step_weight_adds_the_step_reward_with_its_weight(tiny, problems, tmp_path):
+    from reasonloop.train.grpo import GRPOSettings, train_grpo
+
+    functions, weights = GRPOSettings(step_weight=0.5).rewards()
+    assert [f.__name__ for f in functions] == ["verifier_reward", "step_reward"] and weights == [1.0, 0.5]
+    assert GRPOSettings().rewards()[1] is None
+    with pytest.raises(ValueError, match="step_weight must be >= 0"):
+        GRPOSettings(step_weight=-1)
+    out = train_grpo(tiny, problems, tmp_path / "grpo",
+                     quick(GRPOSettings, num_generations=4, max_completion_length=16, max_steps=1, step_weight=0.5))
+    rows = [r for r in read_log(out) if "reward" in r]
+    assert rows and all(0.0 <= r["rewards/step_reward/mean"] <= 1.0 for r in rows)
+
+
 def test_grpo_refuses_a_reward_that_is_none_for_everything(tiny, problems, tmp_path):
     from reasonloop.train.grpo import GRPOSettings, train_grpo
 
@@ -176,6 +190,17 @@ def test_keep_verified_dedups_and_caps_per_problem(problems):
              graded(a, " 2 = 2\n#### 2", "correct"), graded(a, " 3 = 2\n#### 2", "correct"),
              graded(a, "wrong\n#### 9", "incorrect"), graded(b, "x\n#### 1", "incorrect")]
     assert keep_verified(items, max_per_problem=2) == {a.id: ["1 + 1 = 2", "2 = 2"]}
+
+
+def test_keep_verified_with_check_steps_drops_a_right_answer_reached_by_a_wrong_step():
+    from reasonloop.train.rft import keep_verified
+
+    problem = Problem(id="bus", question="A bus has 18 riders; 6 get off. How many are left?", answer="12")
+    sound, flawed = " 18 - 6 = <<18-6=12>>12 riders.\n#### 12", " 19 - 7 = <<19-7=12>>12 riders.\n#### 12"
+    items = [graded(problem, flawed, "correct"), graded(problem, sound, "correct", 1)]
+    assert keep_verified(items, max_per_problem=2) == {"bus": ["19 - 7 = <<19-7=12>>12 riders.",
+                                                              "18 - 6 = <<18-6=12>>12 riders."]}
+    assert keep_verified(items, max_per_problem=2, check_steps=True) == {"bus": ["18 - 6 = <<18-6=12>>12 riders."]}
 
 
 def test_preference_pairs_pair_correct_with_incorrect_of_the_same_problem(problems):
@@ -265,7 +290,7 @@ def test_rft_with_nothing_solved_says_what_to_do(tiny, problems, tmp_path, monke
     from reasonloop.train import rft
 
     monkeypatch.setattr(rft, "sample_and_grade", gold_sampler(10**9 + 1))
-    monkeypatch.setattr(rft, "keep_verified", lambda graded, cap: {})
+    monkeypatch.setattr(rft, "keep_verified", lambda *args: {})
     with pytest.raises(ReasonloopError, match="0 of 16 problems solved at k=4 — raise k or temperature"):
         rft.train_rft(tiny, problems, tmp_path / "rft", rft.RFTSettings(k=4))
 

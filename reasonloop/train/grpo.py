@@ -33,6 +33,8 @@ class GRPOSettings(common.TrainSettings):
         temperature: sampling temperature of the group's completions.
         max_completion_length: generation limit per completion, in tokens.
         format_weight: reward bonus for stating a final answer in a recognised form.
+        step_weight: weight of the step reward (`reasonloop.verify.steps`: the share of calculator steps whose
+            numbers are grounded in the question and earlier results) beside the verifier's 1/0; 0 turns it off.
         loss_type: TRL GRPO loss ("dapo", "grpo", "dr_grpo", "bnpo", ...).
         max_loss: stop as diverged when the logged loss exceeds this (None: only NaN/inf stop).
     """
@@ -44,6 +46,7 @@ class GRPOSettings(common.TrainSettings):
     temperature: float = 1.0
     max_completion_length: int = 192
     format_weight: float = 0.0
+    step_weight: float = 0.0
     loss_type: str = "dapo"
     max_loss: float | None = None
     logging_steps: int = 1
@@ -57,6 +60,18 @@ class GRPOSettings(common.TrainSettings):
                              f"num_generations ({self.num_generations})")
         if self.beta < 0 or self.temperature <= 0:
             raise ValueError(f"GRPOSettings: beta must be >= 0 and temperature > 0, got {self.beta}, {self.temperature}")
+        if self.step_weight < 0:
+            raise ValueError(f"GRPOSettings.step_weight must be >= 0, got {self.step_weight}")
+
+    def rewards(self) -> tuple[list[Callable], list[float] | None]:
+        """The default reward functions and their weights (None: TRL's equal weights)."""
+        from reasonloop.verify.reward import make_reward_function
+        from reasonloop.verify.steps import make_step_reward
+
+        functions = [make_reward_function(format_weight=self.format_weight)]
+        if not self.step_weight:
+            return functions, None
+        return functions + [make_step_reward()], [1.0, self.step_weight]
 
 
 def preflight_rewards(reward_functions: Sequence[Callable], problems: Sequence[Problem], prompt_format) -> None:
@@ -66,8 +81,9 @@ def preflight_rewards(reward_functions: Sequence[Callable], problems: Sequence[P
     prompts = [common.prompt_value(p.question, prompt_format) for p in sample]
     completions = [common.completion_value(prompt_format.render_target(p.solution, p.answer), prompt_format)
                    for p in sample]
+    columns = {"answer": [p.answer for p in sample], "question": [p.question for p in sample]}
     for function in reward_functions:
-        scores = function(prompts=prompts, completions=completions, answer=[p.answer for p in sample])
+        scores = function(prompts=prompts, completions=completions, **columns)
         if all(score is None for score in scores):
             name = getattr(function, "__name__", repr(function))
             raise ReasonloopError(f"reward function {name} returned None for all {len(sample)} reference "
@@ -79,19 +95,18 @@ def train_grpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Pa
     """GRPO on `problems` (their `answer` is the reference); returns `out_dir` (a standard HF dir)."""
     from trl import GRPOConfig, GRPOTrainer
 
-    from reasonloop.verify.reward import make_reward_function
-
     common.check_problems(problems, "grpo")
     out_dir = Path(out_dir)
-    rewards = list(reward_functions or [make_reward_function(format_weight=settings.format_weight)])
+    rewards, weights = (list(reward_functions), None) if reward_functions else settings.rewards()
     loaded = common.load_for_training(model)
     preflight_rewards(rewards, problems, loaded.prompt_format)
     lora = common.use_lora(settings, loaded.model)
-    rows = [{"prompt": common.prompt_value(p.question, loaded.prompt_format), "answer": p.answer} for p in problems]
+    rows = [{"prompt": common.prompt_value(p.question, loaded.prompt_format), "answer": p.answer,
+             "question": p.question} for p in problems]
     config = GRPOConfig(**settings.trainer_args(out_dir), per_device_train_batch_size=settings.batch_size,
                         num_generations=settings.num_generations, beta=settings.beta,
                         temperature=settings.temperature, max_completion_length=settings.max_completion_length,
-                        loss_type=settings.loss_type)
+                        loss_type=settings.loss_type, reward_weights=weights)
     guard = common.divergence_guard(settings.max_loss)
     extra = {}
     if loaded.prompt_format.calculator:  # TRL's own sampler cannot answer the model's calculator calls

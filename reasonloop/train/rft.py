@@ -40,6 +40,8 @@ class RFTSettings:
         k: attempts sampled per problem per round.
         temperature: sampling temperature of those attempts.
         max_per_problem: distinct verified attempts kept per problem.
+        check_steps: keep only attempts whose calculator steps are also consistent (`reasonloop.verify.steps`:
+            every number grounded in the question or an earlier result) — a right answer by a wrong route is dropped.
         rationalize: STaR rationalization of problems no attempt solved.
         restart_from_base: fine-tune the starting model each round (ReST-EM) instead of the last round's.
         max_new_tokens: generation limit per attempt.
@@ -52,6 +54,7 @@ class RFTSettings:
     k: int = 4
     temperature: float = 0.8
     max_per_problem: int = 4
+    check_steps: bool = False
     rationalize: bool = False
     restart_from_base: bool = False
     max_new_tokens: int = 192
@@ -99,16 +102,24 @@ class RFTResult:
         return "\n".join(lines)
 
 
-def keep_verified(graded: Sequence[Graded], max_per_problem: int) -> dict[str, list[str]]:
-    """problem id -> distinct verified worked solutions (whitespace-normalised), at most `max_per_problem`."""
+def keep_verified(graded: Sequence[Graded], max_per_problem: int, check_steps: bool = False) -> dict[str, list[str]]:
+    """problem id -> distinct verified worked solutions (whitespace-normalised), at most `max_per_problem`;
+    with `check_steps`, only those whose calculator steps are consistent too."""
     kept: dict[str, list[str]] = {}
     for item in graded:
         reasoning = common.reasoning_of(item.attempt.completion)
         chosen = kept.setdefault(item.problem.id, [])
-        if item.verdict.correct and reasoning and len(chosen) < max_per_problem \
+        if reasoning and len(chosen) < max_per_problem and trusted(item, check_steps) \
                 and " ".join(reasoning.split()) not in {" ".join(s.split()) for s in chosen}:
             chosen.append(reasoning)
     return {pid: solutions for pid, solutions in kept.items() if solutions}
+
+
+def trusted(item: Graded, check_steps: bool) -> bool:
+    from reasonloop.verify.steps import check_steps as step_check
+
+    return item.verdict.correct and (not check_steps or step_check(item.problem.question,
+                                                                   item.attempt.completion).consistent)
 
 
 def as_training_problems(problems: Sequence[Problem], kept: dict[str, list[str]]) -> list[Problem]:
@@ -129,7 +140,7 @@ def sample_round(number: int, sampler: Path | str, problems: Sequence[Problem], 
     plain = sample_and_grade(sampler, problems, **options)
     hinted: list[Graded] = []
     if settings.rationalize:
-        solved = keep_verified(plain, settings.max_per_problem)
+        solved = keep_verified(plain, settings.max_per_problem, settings.check_steps)
         hinted = sample_and_grade(sampler, [p for p in problems if p.id not in solved], hint=True, **options)
     if hinted:
         write_records(hinted_file, [g.attempt for g in hinted])
@@ -151,9 +162,9 @@ def run_round(number: int, sampler: Path | str, start: Path | str, problems: Seq
               settings: RFTSettings, heldout: Sequence[Problem] | None,
               replay: Sequence[Problem] = ()) -> RoundStats:
     plain, hinted = sample_round(number, sampler, problems, out, settings)
-    kept = keep_verified(plain, settings.max_per_problem)
+    kept = keep_verified(plain, settings.max_per_problem, settings.check_steps)
     solved = len(kept)
-    kept |= keep_verified(hinted, settings.max_per_problem)
+    kept |= keep_verified(hinted, settings.max_per_problem, settings.check_steps)
     if not kept:
         raise ReasonloopError(
             f"round {number}: 0 of {len(problems)} problems solved at k={settings.k} — raise k or temperature, "
