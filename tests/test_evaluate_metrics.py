@@ -130,6 +130,22 @@ def test_metrics_of_a_small_run_by_hand():
     assert 0 <= low <= sample["accuracy"] <= high <= 1
 
 
+def test_step_check_counts_right_answers_reached_by_flawed_steps():
+    problem = Problem(id="bus", question="A bus has 18 riders; 6 get off. How many are left?", answer="12")
+    texts = [(" 18 - 6 = <<18-6=12>>12 riders.\n#### 12", "correct"),
+             (" 19 - 7 = <<19-7=12>>12 riders.\n#### 12", "correct"),
+             (" 19 - 6 = <<19-6=13>>13 riders.\n#### 13", "incorrect"),
+             (" 18 - 6 = <<18-6=12>>12 riders.\n#### 13", "incorrect"),
+             ("Twelve.\n#### 12", "correct")]  # no calculator step: not checked
+    attempts = [Attempt(problem_id="bus", prompt="", completion=t, sample_index=i) for i, (t, _) in enumerate(texts)]
+    verdicts = [verdict(status, None, i, "bus") for i, (_, status) in enumerate(texts)]
+    metrics = compute_metrics([problem], attempts, verdicts, suite="s", strategy="sample")
+    assert metrics["step_check"] == {"n": 4, "consistent": 0.25, "correct_with_flawed_steps": 1,
+                                     "wrong_with_flawed_steps": 2}
+    plain = [a.model_copy(update={"completion": "12"}) for a in attempts]
+    assert compute_metrics([problem], plain, verdicts, suite="s", strategy="sample")["step_check"] is None
+
+
 def test_robustness_sets_and_perturbation_drop():
     # 3 templates x 2 instance sets, plus renamed copies of set 0
     outcomes, meta = [], {}

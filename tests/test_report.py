@@ -85,6 +85,8 @@ def test_summary_shows_each_runs_metrics(report, two_runs):
         low, high = metrics["accuracy_ci95"]
         assert f"{100 * metrics['accuracy']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]" in row
         assert f"{100 * metrics['pass_at_k']['1']:.1f}%" in row
+        check = metrics["step_check"]  # the completions are GSM8K reference solutions, calculator steps and all
+        assert check["n"] > 0 and f"{100 * check['consistent']:.1f}% ({check['correct_with_flawed_steps']} right" in row
         for status, count in verdict_counts(run_dir).items():
             assert f'<span class="badge {status}">{status} {count}</span>' in row
 
@@ -141,13 +143,13 @@ def test_other_format_version_is_flagged_and_still_shown(shared_data, tmp_path):
 def test_missing_metrics_give_a_partial_report(shared_data, tmp_path):
     run_dir = make_run(shared_data, tmp_path / "partial", problems=5, samples=2)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    for name in ("accuracy", "pass_at_k", "robustness"):
+    for name in ("accuracy", "pass_at_k", "robustness", "step_check"):
         del metrics[name]
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     report = build_report([run_dir])
     assert any("accuracy" in notice and "pass_at_k" in notice for notice in report.notices)
     row = summary_row(report.html, "partial")
-    assert row.count('class="missing"') == 2  # accuracy and pass@1 show a dash
+    assert row.count('class="missing"') == 3  # accuracy, pass@1 and the step check show a dash
     assert "partial maj@k" in figure(report.html, "accuracy-k")
     assert "No run has robustness.sets" in figure(report.html, "robustness")
 

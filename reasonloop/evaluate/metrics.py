@@ -1,6 +1,6 @@
 """Evaluation metrics over verdicts: accuracy with a bootstrap interval, unbiased pass@k,
-maj@k, and robustness as GSM-Symbolic reports it (per-set accuracy distribution and the
-drop under each perturbation).
+maj@k, robustness as GSM-Symbolic reports it (per-set accuracy distribution and the
+drop under each perturbation), and the step check of calculator-annotated answers.
 
 Everything here is pure: it takes records and returns plain dicts, so a report can be
 rebuilt from the files of a run without re-running anything.
@@ -21,6 +21,7 @@ from reasonloop.text import format_number
 
 STRATEGIES = ("greedy", "sample", "majority")
 CORRECT_VOTE = "\x00correct"  # every verified-correct sample votes for the reference
+STEP_MARK = "<<"  # a calculator step starts so
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -72,11 +73,12 @@ def majority_correct(verdicts: Sequence[Verdict]) -> bool:
 
 @dataclass
 class ProblemResult:
-    """One problem's verdicts in sample order, and its attempts' token counts."""
+    """One problem's verdicts in sample order, and its attempts' token counts and texts."""
 
     problem: Problem
     verdicts: list[Verdict] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
+    completions: list[str] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -106,14 +108,17 @@ def group_results(
             raise ReasonloopError(f"verdict for unknown problem {verdict.problem_id!r} (not in the suite's problems)")
         indexed[verdict.problem_id][verdict.sample_index or 0] = verdict
     tokens: dict[str, dict[int, int]] = defaultdict(dict)
+    texts: dict[str, dict[int, str]] = defaultdict(dict)
     for attempt in attempts:
         tokens[attempt.problem_id][attempt.sample_index] = attempt.tokens
+        texts[attempt.problem_id][attempt.sample_index] = attempt.completion
     missing = [pid for pid in by_id if pid not in indexed]
     if missing:
         raise ReasonloopError(f"{len(missing)} of {len(by_id)} problems have no verdict (first: {missing[0]!r})")
     for pid, result in by_id.items():
         result.verdicts = [indexed[pid][i] for i in sorted(indexed[pid])]
         result.tokens = [tokens[pid][i] for i in sorted(tokens[pid])]
+        result.completions = [texts[pid][i] for i in sorted(texts[pid])]
     return list(by_id.values())
 
 
@@ -154,7 +159,22 @@ def compute_metrics(
         "by_steps": accuracy_by(results, scores, lambda p: p.meta.get("steps")),
         "status_counts": status_counts(results),
         "robustness": robustness(results, scores),
+        "step_check": step_check(results),
     }
+
+
+def step_check(results: Sequence[ProblemResult]) -> dict | None:
+    """How many samples with calculator steps have grounded steps (`reasonloop.verify.steps`), and how many
+    right answers were reached by flawed steps; None when no sample has a calculator step."""
+    from reasonloop.verify.steps import check_steps
+
+    checked = [(verdict.correct, check_steps(r.problem.question, text).consistent)
+               for r in results for verdict, text in zip(r.verdicts, r.completions) if STEP_MARK in text]
+    if not checked:
+        return None
+    return {"n": len(checked), "consistent": sum(ok for _, ok in checked) / len(checked),
+            "correct_with_flawed_steps": sum(right and not ok for right, ok in checked),
+            "wrong_with_flawed_steps": sum(not right and not ok for right, ok in checked)}
 
 
 def status_counts(results: Sequence[ProblemResult]) -> dict[str, int]:

@@ -122,6 +122,7 @@ def run_summary(index: int, run: RunData) -> dict[str, Any]:
         "pass1": percent_text(passes.get(1)),
         "maj": f"{percent_text(majors[top_k])} (k={top_k})" if top_k else None,
         "mean_tokens": None if metric(metrics, "mean_tokens") is None else f"{metric(metrics, 'mean_tokens'):.0f}",
+        "steps": step_check_text(metrics.get("step_check")),
         "status_counts": status_counts(run.traces),
         "train_steps": len(run.train_log),
         "manifest": [(key, describe_value(value)) for key, value in manifest.items()],
@@ -142,6 +143,14 @@ def ci95(metrics: dict[str, Any]) -> tuple[float, float] | None:
     if isinstance(interval, list) and len(interval) == 2 and all(map(is_number, interval)):
         return float(interval[0]), float(interval[1])
     return None
+
+
+def step_check_text(check: Any) -> str | None:
+    """`96.0% (3 right by flawed steps)` from metrics.step_check (None when absent or malformed)."""
+    if not isinstance(check, dict) or not isinstance(check.get("consistent"), (int, float)):
+        return None
+    flawed = check.get("correct_with_flawed_steps")
+    return percent_text(check["consistent"]) + (f" ({flawed} right by flawed steps)" if isinstance(flawed, int) else "")
 
 
 def percent_text(value: float | None) -> str | None:
