@@ -49,7 +49,7 @@ SFT = SFTSettings(learning_rate=5e-3, batch_size=24, max_steps=900, adam_beta2=0
                   save_steps=100, logging_steps=10)
 ROUND_SFT = SFTSettings(learning_rate=1e-3, batch_size=32, epochs=2, warmup_ratio=0.0, adam_beta2=0.95, save_steps=10_000)
 RFT = RFTSettings(rounds=2, k=4, temperature=0.8, max_per_problem=2, restart_from_base=False, sft=ROUND_SFT, seed=0,
-                  max_new_tokens=160)
+                  max_new_tokens=160, check_steps=True)
 GRPO = GRPOSettings(learning_rate=5e-4, batch_size=64, num_generations=8, beta=0.04, temperature=1.0,
                     max_completion_length=160, epochs=1, save_steps=10_000)
 DPO = DPOSettings(learning_rate=3e-5, batch_size=16, beta=0.1, k=4, epochs=1, save_steps=10_000)
