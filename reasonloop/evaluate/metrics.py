@@ -18,6 +18,7 @@ import numpy as np
 from reasonloop.errors import ReasonloopError
 from reasonloop.records import VERDICT_STATUSES, Attempt, Problem, Verdict
 from reasonloop.text import format_number
+from reasonloop.verify.steps import check_steps
 
 STRATEGIES = ("greedy", "sample", "majority")
 CORRECT_VOTE = "\x00correct"  # every verified-correct sample votes for the reference
@@ -166,8 +167,6 @@ def compute_metrics(
 def step_check(results: Sequence[ProblemResult]) -> dict | None:
     """How many samples with calculator steps have grounded steps (`reasonloop.verify.steps`), and how many
     right answers were reached by flawed steps; None when no sample has a calculator step."""
-    from reasonloop.verify.steps import check_steps
-
     checked = [(verdict.correct, check_steps(r.problem.question, text).consistent)
                for r in results for verdict, text in zip(r.verdicts, r.completions) if STEP_MARK in text]
     if not checked:

@@ -27,6 +27,7 @@ from reasonloop.records import Attempt, Problem, Verdict, load, write_records
 from reasonloop.train import common
 from reasonloop.train.sampling import Graded, sample_and_grade
 from reasonloop.train.sft import SFTSettings, train_sft
+from reasonloop.verify import steps
 
 ROUND_FILE = "round.json"
 
@@ -116,10 +117,9 @@ def keep_verified(graded: Sequence[Graded], max_per_problem: int, check_steps: b
 
 
 def trusted(item: Graded, check_steps: bool) -> bool:
-    from reasonloop.verify.steps import check_steps as step_check
-
-    return item.verdict.correct and (not check_steps or step_check(item.problem.question,
-                                                                   item.attempt.completion).consistent)
+    """Verified correct, and with `check_steps` also grounded step by step."""
+    return item.verdict.correct and (not check_steps or steps.check_steps(item.problem.question,
+                                                                         item.attempt.completion).consistent)
 
 
 def as_training_problems(problems: Sequence[Problem], kept: dict[str, list[str]]) -> list[Problem]:
