@@ -134,6 +134,34 @@ def test_grpo_step_weight_adds_the_step_reward_with_its_weight(tiny, problems, t
     assert rows and all(0.0 <= r["rewards/step_reward/mean"] <= 1.0 for r in rows)
 
 
+def test_grpo_difficulty_filter_trains_only_on_problems_with_mixed_outcomes(tiny, problems, tmp_path, monkeypatch):
+    import reasonloop.train.grpo as grpo
+
+    def scripted(model, given, *, k, **options):  # problems 0 and 1 mixed, 2 always right, the rest never
+        right = {0: [True, False], 1: [False, True], 2: [True, True]}
+        return [graded(p, "x", "correct" if ok else "incorrect", j)
+                for i, p in enumerate(given) for j, ok in enumerate(right.get(i, [False] * k))]
+
+    monkeypatch.setattr(grpo, "sample_and_grade", scripted)
+    assert grpo.mixed_outcomes(scripted(None, problems, k=2)) == problems[:2]
+    out = grpo.train_grpo(tiny, problems, tmp_path / "grpo", quick(grpo.GRPOSettings, num_generations=4, max_steps=1,
+                                                                     max_completion_length=8, difficulty_filter_k=2))
+    manifest = json.loads((out / common.MANIFEST).read_text())
+    assert (manifest["n_problems"], manifest["n_problems_given"]) == (2, len(problems))
+    assert len((out / "filter_verdicts.jsonl").read_text().splitlines()) == 2 * len(problems)
+
+
+def test_grpo_difficulty_filter_with_nothing_to_learn_stops_before_training(tiny, problems, tmp_path):
+    from reasonloop.train.grpo import GRPOSettings, train_grpo
+
+    with pytest.raises(ValueError, match="difficulty_filter_k must be 0 \\(off\\) or >= 2"):
+        GRPOSettings(difficulty_filter_k=1)
+    with pytest.raises(ReasonloopError, match="no problem has mixed outcomes at k=2 \\(0 of 16 always solved, 16 never\\)"):
+        train_grpo(tiny, problems, tmp_path / "grpo", quick(GRPOSettings, num_generations=4, max_completion_length=8,
+                                                            difficulty_filter_k=2))
+    assert not (tmp_path / "grpo" / common.CHECKPOINTS).exists()
+
+
 def test_grpo_refuses_a_reward_that_is_none_for_everything(tiny, problems, tmp_path):
     from reasonloop.train.grpo import GRPOSettings, train_grpo
 

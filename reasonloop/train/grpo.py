@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from reasonloop.errors import ReasonloopError
-from reasonloop.records import Problem
+from reasonloop.records import Problem, write_records
 from reasonloop.train import common
+from reasonloop.train.sampling import Graded, sample_and_grade
 
 PREFLIGHT_ITEMS = 8
+FILTER_BATCH = 256  # completions sampled together by the difficulty filter
 
 
 @dataclass
@@ -33,6 +35,9 @@ class GRPOSettings(common.TrainSettings):
         temperature: sampling temperature of the group's completions.
         max_completion_length: generation limit per completion, in tokens.
         format_weight: reward bonus for stating a final answer in a recognised form.
+        difficulty_filter_k: before training, sample this many completions of each problem from the starting
+            model (at `temperature`) and train only on problems with mixed outcomes, some right and some wrong:
+            a group whose completions all agree has no advantage to learn from. 0 turns the filter off.
         step_weight: weight of the step reward (`reasonloop.verify.steps`: the share of calculator steps whose
             numbers are grounded in the question and earlier results) beside the verifier's 1/0; 0 turns it off.
         loss_type: TRL GRPO loss ("dapo", "grpo", "dr_grpo", "bnpo", ...).
@@ -46,6 +51,7 @@ class GRPOSettings(common.TrainSettings):
     temperature: float = 1.0
     max_completion_length: int = 192
     format_weight: float = 0.0
+    difficulty_filter_k: int = 0
     step_weight: float = 0.0
     loss_type: str = "dapo"
     max_loss: float | None = None
@@ -60,6 +66,8 @@ class GRPOSettings(common.TrainSettings):
                              f"num_generations ({self.num_generations})")
         if self.beta < 0 or self.temperature <= 0:
             raise ValueError(f"GRPOSettings: beta must be >= 0 and temperature > 0, got {self.beta}, {self.temperature}")
+        if self.difficulty_filter_k < 0 or self.difficulty_filter_k == 1:
+            raise ValueError(f"GRPOSettings.difficulty_filter_k must be 0 (off) or >= 2, got {self.difficulty_filter_k}")
         if self.step_weight < 0:
             raise ValueError(f"GRPOSettings.step_weight must be >= 0, got {self.step_weight}")
 
@@ -72,6 +80,31 @@ class GRPOSettings(common.TrainSettings):
         if not self.step_weight:
             return functions, None
         return functions + [make_step_reward()], [1.0, self.step_weight]
+
+
+def mixed_outcomes(graded: Sequence[Graded]) -> list[Problem]:
+    """The problems (in first-seen order) with at least one right and one wrong sample."""
+    outcomes: dict[str, tuple[Problem, set[bool]]] = {}
+    for item in graded:
+        outcomes.setdefault(item.problem.id, (item.problem, set()))[1].add(item.verdict.correct)
+    return [problem for problem, seen in outcomes.values() if seen == {True, False}]
+
+
+def informative_problems(model: str | Path, problems: Sequence[Problem], settings: GRPOSettings,
+                         out_dir: Path) -> list[Problem]:
+    """The difficulty filter: problems the starting model sometimes solves (samples kept in `out_dir`)."""
+    k = settings.difficulty_filter_k
+    graded = sample_and_grade(model, problems, k=k, temperature=settings.temperature, seed=settings.seed,
+                              max_new_tokens=settings.max_completion_length, batch_size=FILTER_BATCH)
+    write_records(out_dir / "filter_attempts.jsonl", [g.attempt for g in graded])
+    write_records(out_dir / "filter_verdicts.jsonl", [g.verdict for g in graded])
+    kept = mixed_outcomes(graded)
+    if not kept:
+        always = len({g.problem.id for g in graded if g.verdict.correct})
+        raise ReasonloopError(f"grpo: no problem has mixed outcomes at k={k} ({always} of {len(problems)} always "
+                              f"solved, {len(problems) - always} never) — raise k or temperature, or turn the "
+                              "difficulty filter off (difficulty_filter_k=0)")
+    return kept
 
 
 def preflight_rewards(reward_functions: Sequence[Callable], problems: Sequence[Problem], prompt_format) -> None:
@@ -97,6 +130,9 @@ def train_grpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Pa
 
     common.check_problems(problems, "grpo")
     out_dir = Path(out_dir)
+    given = len(problems)
+    if settings.difficulty_filter_k:
+        problems = informative_problems(model, problems, settings, out_dir)
     rewards, weights = (list(reward_functions), None) if reward_functions else settings.rewards()
     loaded = common.load_for_training(model)
     preflight_rewards(rewards, problems, loaded.prompt_format)
@@ -116,4 +152,4 @@ def train_grpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Pa
         extra["rollout_func"] = calculator_rollout(loaded.prompt_format, temperature=settings.temperature,
                                                    max_new_tokens=settings.max_completion_length, seed=settings.seed)
     return common.fit(GRPOTrainer, "train-grpo", loaded, settings, out_dir, rows, lora=lora, guard=guard,
-                      manifest_extra={"n_problems": len(problems)}, args=config, reward_funcs=rewards, **extra)
+                      manifest_extra={"n_problems": len(problems), "n_problems_given": given}, args=config, reward_funcs=rewards, **extra)
