@@ -22,7 +22,6 @@ from reasonloop.verify.steps import check_steps
 
 STRATEGIES = ("greedy", "sample", "majority")
 CORRECT_VOTE = "\x00correct"  # every verified-correct sample votes for the reference
-STEP_MARK = "<<"  # a calculator step starts so
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -108,18 +107,17 @@ def group_results(
         if verdict.problem_id not in by_id:
             raise ReasonloopError(f"verdict for unknown problem {verdict.problem_id!r} (not in the suite's problems)")
         indexed[verdict.problem_id][verdict.sample_index or 0] = verdict
-    tokens: dict[str, dict[int, int]] = defaultdict(dict)
-    texts: dict[str, dict[int, str]] = defaultdict(dict)
+    samples: dict[str, dict[int, Attempt]] = defaultdict(dict)
     for attempt in attempts:
-        tokens[attempt.problem_id][attempt.sample_index] = attempt.tokens
-        texts[attempt.problem_id][attempt.sample_index] = attempt.completion
+        samples[attempt.problem_id][attempt.sample_index] = attempt
     missing = [pid for pid in by_id if pid not in indexed]
     if missing:
         raise ReasonloopError(f"{len(missing)} of {len(by_id)} problems have no verdict (first: {missing[0]!r})")
     for pid, result in by_id.items():
         result.verdicts = [indexed[pid][i] for i in sorted(indexed[pid])]
-        result.tokens = [tokens[pid][i] for i in sorted(tokens[pid])]
-        result.completions = [texts[pid][i] for i in sorted(texts[pid])]
+        ordered = [samples[pid][i] for i in sorted(samples[pid])]
+        result.tokens = [a.tokens for a in ordered]
+        result.completions = [a.completion for a in ordered]
     return list(by_id.values())
 
 
@@ -167,8 +165,9 @@ def compute_metrics(
 def step_check(results: Sequence[ProblemResult]) -> dict | None:
     """How many samples with calculator steps have grounded steps (`reasonloop.verify.steps`), and how many
     right answers were reached by flawed steps; None when no sample has a calculator step."""
-    checked = [(verdict.correct, check_steps(r.problem.question, text).consistent)
-               for r in results for verdict, text in zip(r.verdicts, r.completions) if STEP_MARK in text]
+    checks = [(verdict.correct, check_steps(r.problem.question, text))
+              for r in results for verdict, text in zip(r.verdicts, r.completions)]
+    checked = [(right, check.consistent) for right, check in checks if check.steps]
     if not checked:
         return None
     return {"n": len(checked), "consistent": sum(ok for _, ok in checked) / len(checked),

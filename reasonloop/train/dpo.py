@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Sequence
 
 from reasonloop.errors import ReasonloopError
-from reasonloop.records import Problem, write_records
+from reasonloop.records import Problem
 from reasonloop.train import common
-from reasonloop.train.sampling import Graded, sample_and_grade
+from reasonloop.train.sampling import Graded, sample_and_grade, write_graded
 
 
 @dataclass
@@ -77,8 +77,7 @@ def train_dpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Pat
     out_dir = Path(out_dir)
     graded = sample_and_grade(model, problems, k=settings.k, temperature=settings.temperature, seed=settings.seed,
                               max_new_tokens=settings.max_new_tokens)
-    write_records(out_dir / "attempts.jsonl", [g.attempt for g in graded])
-    write_records(out_dir / "verdicts.jsonl", [g.verdict for g in graded])
+    write_graded(graded, out_dir / "attempts.jsonl", out_dir / "verdicts.jsonl")
     pairs = preference_pairs(graded, settings.pairs_per_problem)
     if not pairs:
         solved = len({g.problem.id for g in graded if g.verdict.correct})

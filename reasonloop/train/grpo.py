@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from reasonloop.errors import ReasonloopError
-from reasonloop.records import Problem, write_records
+from reasonloop.records import Problem
 from reasonloop.train import common
-from reasonloop.train.sampling import Graded, sample_and_grade
+from reasonloop.train.sampling import Graded, sample_and_grade, write_graded
 
 PREFLIGHT_ITEMS = 8
 FILTER_BATCH = 256  # completions sampled together by the difficulty filter
@@ -96,8 +96,7 @@ def informative_problems(model: str | Path, problems: Sequence[Problem], setting
     k = settings.difficulty_filter_k
     graded = sample_and_grade(model, problems, k=k, temperature=settings.temperature, seed=settings.seed,
                               max_new_tokens=settings.max_completion_length, batch_size=FILTER_BATCH)
-    write_records(out_dir / "filter_attempts.jsonl", [g.attempt for g in graded])
-    write_records(out_dir / "filter_verdicts.jsonl", [g.verdict for g in graded])
+    write_graded(graded, out_dir / "filter_attempts.jsonl", out_dir / "filter_verdicts.jsonl")
     kept = mixed_outcomes(graded)
     if not kept:
         always = len({g.problem.id for g in graded if g.verdict.correct})
@@ -152,4 +151,5 @@ def train_grpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Pa
         extra["rollout_func"] = calculator_rollout(loaded.prompt_format, temperature=settings.temperature,
                                                    max_new_tokens=settings.max_completion_length, seed=settings.seed)
     return common.fit(GRPOTrainer, "train-grpo", loaded, settings, out_dir, rows, lora=lora, guard=guard,
-                      manifest_extra={"n_problems": len(problems), "n_problems_given": given}, args=config, reward_funcs=rewards, **extra)
+                      manifest_extra={"n_problems": len(problems), "n_problems_given": given},
+                      args=config, reward_funcs=rewards, **extra)

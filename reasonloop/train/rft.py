@@ -23,9 +23,9 @@ from typing import Sequence
 
 from reasonloop.atomic import atomic_write_json, atomic_write_text
 from reasonloop.errors import ReasonloopError
-from reasonloop.records import Attempt, Problem, Verdict, load, write_records
+from reasonloop.records import Attempt, Problem, Verdict, load
 from reasonloop.train import common
-from reasonloop.train.sampling import Graded, sample_and_grade
+from reasonloop.train.sampling import Graded, sample_and_grade, write_graded
 from reasonloop.train.sft import SFTSettings, train_sft
 from reasonloop.verify import steps
 
@@ -143,10 +143,8 @@ def sample_round(number: int, sampler: Path | str, problems: Sequence[Problem], 
         solved = keep_verified(plain, settings.max_per_problem, settings.check_steps)
         hinted = sample_and_grade(sampler, [p for p in problems if p.id not in solved], hint=True, **options)
     if hinted:
-        write_records(hinted_file, [g.attempt for g in hinted])
-        write_records(out / "rationalized_verdicts.jsonl", [g.verdict for g in hinted])
-    write_records(plain_file, [g.attempt for g in plain])
-    write_records(out / "verdicts.jsonl", [g.verdict for g in plain])  # written last: marks the samples complete
+        write_graded(hinted, hinted_file, out / "rationalized_verdicts.jsonl")
+    write_graded(plain, plain_file, out / "verdicts.jsonl")  # written last: marks the round's samples complete
     return plain, hinted
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from reasonloop.records import Attempt, Problem, SamplingRecord, Verdict
+from reasonloop.records import Attempt, Problem, SamplingRecord, Verdict, write_records
 from reasonloop.train.common import prompt_value
 
 HINT = "{question} (Hint: the answer is {answer}.)"  # STaR rationalization: the answer given in the question
@@ -49,3 +49,9 @@ def sample_and_grade(model_dir: str | Path, problems: Sequence[Problem], *, k: i
     return [Graded(problem, attempt, verdict.model_copy(update={"problem_id": problem.id,
                                                                  "sample_index": attempt.sample_index}))
             for (problem, attempt), verdict in zip(graded_items, verdicts)]
+
+
+def write_graded(graded: Sequence[Graded], attempts_file: Path, verdicts_file: Path) -> None:
+    """Save the attempts, then their verdicts (a verdicts file therefore means the attempts are complete)."""
+    write_records(attempts_file, [g.attempt for g in graded])
+    write_records(verdicts_file, [g.verdict for g in graded])

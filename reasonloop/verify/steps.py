@@ -67,7 +67,7 @@ def check_steps(question: str, solution: str) -> StepCheck:
     """Check every calculator step of `solution` against `question` and the steps before it."""
     known = {as_number(n) for n in NUMBER.findall(question)} | COMMON_CONSTANTS
     flaws: list[str] = []
-    results: list[Fraction] = []
+    last: Fraction | None = None  # the latest step's result
     steps = list(STEP.finditer(solution))
     for index, step in enumerate(steps, start=1):
         expression, written = step.group(1), step.group(2)
@@ -84,10 +84,9 @@ def check_steps(question: str, solution: str) -> StepCheck:
                          f"{restated.group() if restated else 'nothing'}")
         if result is not None:
             known.add(result)
-            results.append(result)
+            last = result
     if steps:
         final = extract_answer(solution)
-        last = results[-1] if results else None
         if final is None or as_number(final) != last:
             flaws.append(f"final answer {final} is not the last result {last}")
     return StepCheck(len(steps), tuple(flaws))
