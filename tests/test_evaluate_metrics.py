@@ -14,6 +14,7 @@ from reasonloop.evaluate.metrics import (
     default_ks,
     majority_correct,
     pass_at_k,
+    sign_test,
 )
 from reasonloop.records import Attempt, Problem, Verdict
 
@@ -30,6 +31,22 @@ def brute_force_pass_at_k(n: int, c: int, k: int) -> float:
 def test_pass_at_k_matches_brute_force_over_all_subsets(nck):
     n, c, k = nck
     assert pass_at_k(n, c, k) == pytest.approx(brute_force_pass_at_k(n, c, k), abs=1e-12)
+
+
+def brute_force_sign_test(wins: int, losses: int) -> float:
+    """Share of all equally likely win/loss sequences of the same length whose split is at
+    least as lopsided as the observed one."""
+    n = wins + losses
+    observed = abs(wins - losses)
+    splits = [sum(signs) for signs in itertools.product((0, 1), repeat=n)]
+    return sum(abs(2 * w - n) >= observed for w in splits) / len(splits)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 7), st.integers(0, 7))
+def test_sign_test_matches_enumerating_every_outcome(wins, losses):
+    assert sign_test(wins, losses) == pytest.approx(brute_force_sign_test(wins, losses), abs=1e-12)
+    assert sign_test(wins, losses) == sign_test(losses, wins)
 
 
 @settings(max_examples=30, deadline=None)

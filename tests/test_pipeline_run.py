@@ -258,3 +258,36 @@ def test_changed_training_setting_trains_afresh_instead_of_resuming_the_old_chec
     cold = trained_weights(["stages.sft.settings.learning_rate=0.01"])
     assert changed != first  # with the old checkpoint-2 resumed, no step would have run: the same weights
     assert changed == cold
+
+
+def test_summary_table_shows_each_evaluations_change_against_the_one_before(shared_data, tmp_path):
+    from rich.console import Console
+
+    from reasonloop.pipeline.commands import paired_changes, print_summary
+    from reasonloop.train import mcnemar
+    from report_rundir import make_run
+
+    labels = ("eval_sft", "eval_rft")
+    for seed, label in enumerate(labels):
+        make_run(shared_data, tmp_path / label / f"{label}.gsm8k", problems=60, samples=1, seed=seed)
+    outcomes = {label: [json.loads(line)["status"] == "correct"
+                        for line in (tmp_path / label / f"{label}.gsm8k" / "verdicts.jsonl").read_text().splitlines()]
+                for label in labels}
+    timings = {label: {"produces": "eval", "status": "computed", "seconds": 1.0,
+                       "metrics": {"gsm8k": sum(outcomes[label]) / 60}, "runs": {"gsm8k": f"{label}/{label}.gsm8k"}}
+               for label in labels}
+
+    changes = paired_changes(tmp_path, timings)
+
+    expected = mcnemar(outcomes["eval_sft"], outcomes["eval_rft"])
+    change = changes["eval_rft"]["gsm8k"]
+    assert list(changes) == ["eval_rft"] and change["vs"] == "eval_sft" and change["better"] + change["worse"] > 0
+    assert (change["better"], change["worse"], change["p"]) == (expected.only_b, expected.only_a, expected.p_value)
+    assert change["points"] == pytest.approx(100 * (sum(outcomes["eval_rft"]) - sum(outcomes["eval_sft"])) / 60)
+    console = Console(record=True, width=160)
+    print_summary(console, {"results": {label: timings[label]["metrics"] for label in labels}, "changes": changes,
+                            "stages": timings, "seconds": 2.0, "run_dir": str(tmp_path), "report": None})
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in console.export_text().splitlines()
+            if line.count("│") == 3}
+    assert rows["eval_sft"] == f"{100 * timings['eval_sft']['metrics']['gsm8k']:.1f}%"
+    assert rows["eval_rft"].startswith(f"{100 * timings['eval_rft']['metrics']['gsm8k']:.1f}% ({change['points']:+.1f}, p ")

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from reasonloop.evaluate.rundir import RunFormatError, make_manifest, write_manifest
+from reasonloop.evaluate.metrics import sign_test
 from reasonloop.report import build_report
+from reasonloop.report.build import p_value_text, paired_change
 from report_rundir import HOSTILE, add_train_log, make_run, verdict_counts
 
 PLOT_KEYS = ("training", "accuracy-k", "robustness", "perturbations", "accuracy-tokens", "accuracy-steps")
@@ -103,12 +105,17 @@ def test_every_plot_is_valid_svg_with_ids_unique_in_the_page(report):
     assert "base pass@k" in figure(report.html, "accuracy-k") and "tuned maj@k" in figure(report.html, "accuracy-k")
 
 
-def shared_accuracy(run_dir: Path, shared: set[str]) -> float:
+def problem_scores(run_dir: Path) -> dict[str, float]:
     verdicts = [json.loads(line) for line in (run_dir / "verdicts.jsonl").read_text().splitlines()]
     per_problem: dict[str, list[bool]] = {}
     for verdict in verdicts:
         per_problem.setdefault(verdict["problem_id"], []).append(verdict["status"] == "correct")
-    return sum(sum(per_problem[p]) / len(per_problem[p]) for p in shared) / len(shared)
+    return {p: sum(outcomes) / len(outcomes) for p, outcomes in per_problem.items()}
+
+
+def shared_accuracy(run_dir: Path, shared: set[str]) -> float:
+    scores = problem_scores(run_dir)
+    return sum(scores[p] for p in shared) / len(shared)
 
 
 def test_comparison_covers_the_shared_problems(report, two_runs):
@@ -119,6 +126,21 @@ def test_comparison_covers_the_shared_problems(report, two_runs):
     assert "share 30 graded problem(s)" in section
     for run_dir in two_runs:
         assert f"{100 * shared_accuracy(run_dir, shared):.1f}%" in section
+
+
+def test_comparison_tests_the_change_on_the_problems_that_moved(report, two_runs):
+    base, tuned = (problem_scores(d) for d in two_runs)
+    shared = base.keys() & tuned.keys()
+    better = sum(tuned[p] > base[p] for p in shared)
+    worse = sum(tuned[p] < base[p] for p in shared)
+    assert better + worse > 0
+    change = paired_change(*two_runs)
+    assert (change["shared"], change["better"], change["worse"]) == (len(shared), better, worse)
+    assert change["points"] == pytest.approx(100 * (shared_accuracy(two_runs[1], shared) - shared_accuracy(two_runs[0], shared)))
+    assert change["p"] == sign_test(better, worse)
+    tuned_row = re.search(r'<section id="comparison">.*?<tr><td>tuned</td>(.*?)</tr>', report.html, re.S).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", tuned_row)
+    assert cells[-4:] == [str(better), str(worse), str(len(shared) - better - worse), p_value_text(change["p"])]
 
 
 def test_runs_of_different_suites_compare_only_the_overlap_and_say_so(shared_data, tmp_path):

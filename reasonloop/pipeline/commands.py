@@ -132,8 +132,32 @@ def result_summary(result, elapsed: float) -> dict:
         "seconds": round(elapsed, 1),
         "stages": result.timings,
         "results": evaluations,
+        "changes": paired_changes(result.run_dir, result.timings),
         "report": reports[-1] if reports else None,
     }
+
+
+def paired_changes(run_dir: Path, timings: dict) -> dict[str, dict[str, dict]]:
+    """Each evaluation against the evaluation before it, on every problem set both graded:
+    {label: {problem set: {"vs", "points", "better", "worse", "p", "shared"}}}."""
+    from reasonloop.report.build import paired_change
+
+    evaluations = [(label, t["runs"]) for label, t in timings.items() if t.get("runs")]
+    changes: dict[str, dict[str, dict]] = {}
+    for (before_label, before), (label, after) in zip(evaluations, evaluations[1:]):
+        for suite in (s for s in after if s in before):
+            change = paired_change(Path(run_dir, before[suite]), Path(run_dir, after[suite]))
+            changes.setdefault(label, {})[suite] = {"vs": before_label, **change}
+    return changes
+
+
+def accuracy_cell(accuracy: float, change: dict | None) -> str:
+    if not change or change["points"] is None:
+        return f"{100 * accuracy:.1f}%"
+    from reasonloop.report.build import p_value_text
+
+    p_text = p_value_text(change["p"])
+    return f"{100 * accuracy:.1f}% ({change['points']:+.1f}, p {p_text if p_text.startswith('<') else '= ' + p_text})"
 
 
 def print_summary(console, summary: dict) -> None:
@@ -142,12 +166,15 @@ def print_summary(console, summary: dict) -> None:
     results = summary["results"]
     if results:
         columns = list(dict.fromkeys(name for row in results.values() for name in row))
-        table = Table(title="accuracy (verified, greedy)")
+        changes = summary.get("changes", {})
+        table = Table(title="accuracy (verified, greedy)",
+                      caption="(points vs the row above on the same problems, sign-test p)" if changes else None)
         table.add_column("stage")
         for name in columns:
             table.add_column(name, justify="right")
         for label, row in results.items():
-            table.add_row(label, *(f"{100 * row[c]:.1f}%" if c in row else "-" for c in columns))
+            change = changes.get(label, {})
+            table.add_row(label, *(accuracy_cell(row[c], change.get(c)) if c in row else "-" for c in columns))
         console.print(table)
     computed = sum(t["status"] == "computed" for t in summary["stages"].values())
     console.print(f"{len(summary['stages'])} stages ({computed} computed, {len(summary['stages']) - computed} reused) "

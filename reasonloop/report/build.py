@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from reasonloop import __version__
 from reasonloop.atomic import atomic_write_text
 from reasonloop.errors import ReasonloopError
+from reasonloop.evaluate.metrics import sign_test
 from reasonloop.records import VERDICT_STATUSES, Trace
 from reasonloop.report.plots import all_plots, run_color
 from reasonloop.report.rundata import RunData, is_number, load_run, metric, metric_series, text_or_none
@@ -197,16 +198,35 @@ def compare_runs(runs: Sequence[RunData]) -> Comparison:
     for run, table in zip(runs, per_run):
         accuracy = sum(table[p] for p in shared) / len(shared) if shared else None
         base = sum(baseline[p] for p in shared) / len(shared) if shared else None
+        points = None if accuracy is None else 100.0 * (accuracy - base)
+        better, worse = sum(table[p] > baseline[p] for p in shared), sum(table[p] < baseline[p] for p in shared)
+        p_value = sign_test(better, worse)
         comparison.rows.append({
             "name": run.name,
             "suite": run.suite,
             "accuracy": percent_text(accuracy),
-            "delta": None if accuracy is None else f"{100.0 * (accuracy - base):+.1f}",
-            "better": sum(table[p] > baseline[p] for p in shared),
-            "worse": sum(table[p] < baseline[p] for p in shared),
-            "same": sum(table[p] == baseline[p] for p in shared),
+            "points": points,
+            "delta": None if points is None else f"{points:+.1f}",
+            "better": better,
+            "worse": worse,
+            "same": len(shared) - better - worse,
+            "p": p_value,
+            "p_text": p_value_text(p_value),
         })
     return comparison
+
+
+def p_value_text(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def paired_change(before: str | Path, after: str | Path) -> dict[str, Any]:
+    """The second evaluation run against the first on the problems both graded: accuracy points
+    gained, problems better / worse, and the sign test's p (McNemar's with one sample each)."""
+    comparison = compare_runs([load_run(before), load_run(after)])
+    row = comparison.rows[1]
+    return {"shared": comparison.shared, "points": row["points"], "better": row["better"], "worse": row["worse"],
+            "p": row["p"]}
 
 
 def overlap_notes(runs: Sequence[RunData], per_run: list[dict[str, float]], shared: set[str]) -> list[str]:

@@ -10,11 +10,11 @@ Minimal on purpose: the evaluation package (`reasonloop.evaluate`) has the full 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from reasonloop.evaluate.metrics import sign_test
 from reasonloop.records import Problem
 from reasonloop.train.common import prompt_value
 
@@ -86,6 +86,4 @@ def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> McNemar:
         raise ValueError(f"paired outcomes must have the same length, got {len(a)} and {len(b)}")
     only_a = sum(x and not y for x, y in zip(a, b))
     only_b = sum(y and not x for x, y in zip(a, b))
-    n = only_a + only_b
-    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n if n else 1.0
-    return McNemar(only_a, only_b, min(1.0, 2 * tail))
+    return McNemar(only_a, only_b, sign_test(only_a, only_b))
