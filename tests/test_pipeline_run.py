@@ -291,3 +291,25 @@ def test_summary_table_shows_each_evaluations_change_against_the_one_before(shar
             if line.count("│") == 3}
     assert rows["eval_sft"] == f"{100 * timings['eval_sft']['metrics']['gsm8k']:.1f}%"
     assert rows["eval_rft"].startswith(f"{100 * timings['eval_rft']['metrics']['gsm8k']:.1f}% ({change['points']:+.1f}, p ")
+
+
+def test_sft_on_verified_samples_can_require_grounded_steps(tmp_path):
+    from reasonloop.pipeline.runner import StageOutput
+    from reasonloop.pipeline.stages import verified_solutions
+    from reasonloop.records import write_records
+
+    problem = Problem(id="bus", question="A bus has 18 riders; 6 get off. How many are left?", answer="12")
+    completions = [" 19 - 7 = <<19-7=12>>12 riders.\n#### 12", " 18 - 6 = <<18-6=12>>12 riders.\n#### 12",
+                   " 18 - 6 = <<18-6=12>>13 riders.\n#### 13"]
+    attempts = [Attempt(problem_id="bus", prompt="Q", completion=c, model="m", sample_index=i)
+                for i, c in enumerate(completions)]
+    verdicts = [Verdict(status=s, extracted=e, reference="12", reason="", verifier="v", problem_id="bus", sample_index=i)
+                for i, (s, e) in enumerate([("correct", "12"), ("correct", "12"), ("incorrect", "13")])]
+    paths = {name: write_records(tmp_path / f"{name}.jsonl", records)
+             for name, records in (("problems", [problem]), ("attempts", attempts), ("verdicts", verdicts))}
+    output = StageOutput("verdicts", str(paths["verdicts"]), "f",
+                         {"problems": str(paths["problems"]), "attempts": str(paths["attempts"])})
+
+    assert [p.solution for p in verified_solutions(output, 4)] == ["19 - 7 = <<19-7=12>>12 riders.",
+                                                                   "18 - 6 = <<18-6=12>>12 riders."]
+    assert [p.solution for p in verified_solutions(output, 4, check_steps=True)] == ["18 - 6 = <<18-6=12>>12 riders."]

@@ -171,6 +171,8 @@ class SFTStage(TrainStage):
     problems: str | None = Field(None, description="Problems stage with gold solutions.")
     verified: str | None = Field(None, description="Verify stage: train on its correct samples (STaR / ReST-EM).")
     max_per_problem: int = Field(4, ge=1, description="Distinct correct samples kept per problem (with `verified`).")
+    check_steps: bool = Field(False, description="With `verified`: keep a correct sample only if its calculator "
+                                                 "steps are grounded too (`reasonloop.verify.steps`).")
 
     def run(self, ctx, inputs, out_dir, seed):
         from reasonloop.train.sft import train_sft
@@ -178,7 +180,7 @@ class SFTStage(TrainStage):
         if "problems" in inputs:
             problems = load(inputs["problems"].path, Problem)
         elif "verified" in inputs:
-            problems = verified_solutions(inputs["verified"], self.max_per_problem)
+            problems = verified_solutions(inputs["verified"], self.max_per_problem, self.check_steps)
             ctx.log(f"  {len(problems)} verified solutions to train on")
         else:
             raise RecipeError(f"stage {self.name}: set problems (gold solutions) or verified (a verify stage)")
@@ -188,7 +190,7 @@ class SFTStage(TrainStage):
         return model_output(Path(path))
 
 
-def verified_solutions(verdicts_output: StageOutput, max_per_problem: int) -> list[Problem]:
+def verified_solutions(verdicts_output: StageOutput, max_per_problem: int, check_steps: bool = False) -> list[Problem]:
     """Correct samples as problems whose solution is the sample's reasoning (as `train_rft` keeps them)."""
     from reasonloop.train.rft import as_training_problems, keep_verified
     from reasonloop.train.sampling import Graded
@@ -197,7 +199,7 @@ def verified_solutions(verdicts_output: StageOutput, max_per_problem: int) -> li
     by_id = {p.id: p for p in problems}
     attempts = load(verdicts_output.meta["attempts"], Attempt)
     graded = [Graded(by_id[a.problem_id], a, v) for a, v in zip(attempts, load(verdicts_output.path, Verdict))]
-    return as_training_problems(problems, keep_verified(graded, max_per_problem))
+    return as_training_problems(problems, keep_verified(graded, max_per_problem, check_steps))
 
 
 @register_stage("rft")
