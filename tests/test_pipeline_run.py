@@ -287,10 +287,12 @@ def test_summary_table_shows_each_evaluations_change_against_the_one_before(shar
     console = Console(record=True, width=160)
     print_summary(console, {"results": {label: timings[label]["metrics"] for label in labels}, "changes": changes,
                             "stages": timings, "seconds": 2.0, "run_dir": str(tmp_path), "report": None})
-    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in console.export_text().splitlines()
-            if line.count("│") == 3}
-    assert rows["eval_sft"] == f"{100 * timings['eval_sft']['metrics']['gsm8k']:.1f}%"
-    assert rows["eval_rft"].startswith(f"{100 * timings['eval_rft']['metrics']['gsm8k']:.1f}% ({change['points']:+.1f}, p ")
+    cells = [[cell.strip() for cell in line.split("│")[1:3]] for line in console.export_text().splitlines()
+             if line.count("│") == 3]
+    rft_at = [label for label, _ in cells].index("eval_rft")
+    assert cells[rft_at - 1] == ["eval_sft", f"{100 * timings['eval_sft']['metrics']['gsm8k']:.1f}%"]
+    assert cells[rft_at][1] == f"{100 * timings['eval_rft']['metrics']['gsm8k']:.1f}%"
+    assert cells[rft_at + 1][0] == "" and cells[rft_at + 1][1].startswith(f"{change['points']:+.1f}, p ")
 
 
 def test_sft_on_verified_samples_can_require_grounded_steps(tmp_path):
@@ -313,3 +315,15 @@ def test_sft_on_verified_samples_can_require_grounded_steps(tmp_path):
     assert [p.solution for p in verified_solutions(output, 4)] == ["19 - 7 = <<19-7=12>>12 riders.",
                                                                    "18 - 6 = <<18-6=12>>12 riders."]
     assert [p.solution for p in verified_solutions(output, 4, check_steps=True)] == ["18 - 6 = <<18-6=12>>12 riders."]
+
+
+def test_evaluation_timing_maps_each_problem_set_to_its_own_run_whatever_the_order(tmp_path):
+    from reasonloop.pipeline.runner import StageOutput, evaluation_timing
+
+    # a cached stage's summary comes back from JSON with its keys sorted, its runs in recipe order
+    output = StageOutput("eval", str(tmp_path / "eval.v2"), "f", {
+        "summary": {"heldout": 0.4, "heldout_large": 0.3, "heldout_renamed": 0.5},
+        "runs": ["eval.v2.heldout", "eval.v2.heldout_renamed", "eval.v2.heldout_large"]})
+    timing = evaluation_timing(output, tmp_path, "eval.v2")
+    assert timing["runs"] == {suite: f"eval.v2/eval.v2.{suite}" for suite in ("heldout", "heldout_renamed", "heldout_large")}
+    assert timing["metrics"] == output.meta["summary"]

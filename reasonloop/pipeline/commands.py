@@ -157,7 +157,7 @@ def accuracy_cell(accuracy: float, change: dict | None) -> str:
     from reasonloop.report.build import p_value_text
 
     p_text = p_value_text(change["p"])
-    return f"{100 * accuracy:.1f}% ({change['points']:+.1f}, p {p_text if p_text.startswith('<') else '= ' + p_text})"
+    return f"{100 * accuracy:.1f}%\n{change['points']:+.1f}, p {p_text if p_text.startswith('<') else '= ' + p_text}"
 
 
 def print_summary(console, summary: dict) -> None:
@@ -168,7 +168,8 @@ def print_summary(console, summary: dict) -> None:
         columns = list(dict.fromkeys(name for row in results.values() for name in row))
         changes = summary.get("changes", {})
         table = Table(title="accuracy (verified, greedy)",
-                      caption="(points vs the row above on the same problems, sign-test p)" if changes else None)
+                      caption="under each accuracy: points vs the row above on the same problems, sign-test p"
+                      if changes else None)
         table.add_column("stage")
         for name in columns:
             table.add_column(name, justify="right")

@@ -269,21 +269,21 @@ def run_stage(ctx: RunContext, stage: StageConfig, outputs, round_index: int, ti
     outputs[stage.name] = output
     seconds = time.perf_counter() - start
     timings[label] = {"kind": stage.kind, "produces": output.kind, "status": status, "seconds": round(seconds, 3),
-                      "seed": seed, "key": key, **evaluation_timing(output, ctx.run_dir)}
+                      "seed": seed, "key": key, **evaluation_timing(output, ctx.run_dir, stage.name)}
     if status == "computed":
         summary = f": {output.meta['summary']}" if "summary" in output.meta else ""
         ctx.log(f"stage {label} done in {seconds:.1f} s{summary}")
     return output
 
 
-def evaluation_timing(output: StageOutput, run_dir: Path) -> dict[str, Any]:
-    """An evaluation's accuracy per problem set and its run directories (relative to the run's)."""
+def evaluation_timing(output: StageOutput, run_dir: Path, stage_name: str) -> dict[str, Any]:
+    """An evaluation's accuracy per problem set and its run directories (relative to the run's;
+    an evaluate stage names each `STAGE.PROBLEMS`)."""
     if "summary" not in output.meta:
         return {}
-    runs = output.meta.get("runs", [])
     base = Path(output.path).resolve().relative_to(Path(run_dir).resolve())
-    return {"metrics": output.meta["summary"],
-            **({"runs": {suite: str(base / run) for suite, run in zip(output.meta["summary"], runs)}} if runs else {})}
+    runs = {run[len(stage_name) + 1:]: str(base / run) for run in output.meta.get("runs", [])}
+    return {"metrics": output.meta["summary"], **({"runs": runs} if runs else {})}
 
 
 def claim_stage_dir(out_dir: Path, key: str) -> None:
