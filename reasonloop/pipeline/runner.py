@@ -281,9 +281,11 @@ def evaluation_timing(output: StageOutput, run_dir: Path, stage_name: str) -> di
     an evaluate stage names each `STAGE.PROBLEMS`)."""
     if "summary" not in output.meta:
         return {}
-    base = Path(output.path).resolve().relative_to(Path(run_dir).resolve())
-    runs = {run[len(stage_name) + 1:]: str(base / run) for run in output.meta.get("runs", [])}
-    return {"metrics": output.meta["summary"], **({"runs": runs} if runs else {})}
+    timing = {"metrics": output.meta["summary"]}
+    if output.meta.get("runs"):
+        base = Path(output.path).resolve().relative_to(Path(run_dir).resolve())
+        timing["runs"] = {run[len(stage_name) + 1:]: str(base / run) for run in output.meta["runs"]}
+    return timing
 
 
 def claim_stage_dir(out_dir: Path, key: str) -> None:
