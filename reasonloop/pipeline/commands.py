@@ -156,8 +156,7 @@ def accuracy_cell(accuracy: float, change: dict | None) -> str:
         return f"{100 * accuracy:.1f}%"
     from reasonloop.report.build import p_value_text
 
-    p_text = p_value_text(change["p"])
-    return f"{100 * accuracy:.1f}%\n{change['points']:+.1f}, p {p_text if p_text.startswith('<') else '= ' + p_text}"
+    return f"{100 * accuracy:.1f}%\n{change['points']:+.1f}, {p_value_text(change['p'])}"
 
 
 def print_summary(console, summary: dict) -> None:

@@ -217,7 +217,7 @@ def compare_runs(runs: Sequence[RunData]) -> Comparison:
 
 
 def p_value_text(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
 def paired_change(before: str | Path, after: str | Path) -> dict[str, Any]:
