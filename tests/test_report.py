@@ -16,6 +16,7 @@ from reasonloop.evaluate.rundir import RunFormatError, make_manifest, write_mani
 from reasonloop.evaluate.metrics import sign_test
 from reasonloop.report import build_report
 from reasonloop.report.build import p_value_text, paired_change
+from reasonloop.report.rundata import load_run
 from report_rundir import HOSTILE, add_train_log, make_run, verdict_counts
 
 PLOT_KEYS = ("training", "accuracy-k", "robustness", "perturbations", "accuracy-tokens", "accuracy-steps")
@@ -134,7 +135,7 @@ def test_comparison_tests_the_change_on_the_problems_that_moved(report, two_runs
     better = sum(tuned[p] > base[p] for p in shared)
     worse = sum(tuned[p] < base[p] for p in shared)
     assert better + worse > 0
-    change = paired_change(*two_runs)
+    change = paired_change(*(load_run(d) for d in two_runs))
     assert (change["shared"], change["better"], change["worse"]) == (len(shared), better, worse)
     assert change["points"] == pytest.approx(100 * (shared_accuracy(two_runs[1], shared) - shared_accuracy(two_runs[0], shared)))
     assert change["p"] == sign_test(better, worse)

@@ -140,13 +140,17 @@ def result_summary(result, elapsed: float) -> dict:
 def paired_changes(run_dir: Path, timings: dict) -> dict[str, dict[str, dict]]:
     """Each evaluation against the evaluation before it, on every problem set both graded:
     {label: {problem set: {"vs", "points", "better", "worse", "p", "shared"}}}."""
-    from reasonloop.report.build import paired_change
+    from functools import cache
 
+    from reasonloop.report.build import paired_change
+    from reasonloop.report.rundata import load_run
+
+    read = cache(lambda path: load_run(Path(run_dir, path)))  # a middle evaluation is compared twice, read once
     evaluations = [(label, t["runs"]) for label, t in timings.items() if t.get("runs")]
     changes: dict[str, dict[str, dict]] = {}
     for (before_label, before), (label, after) in zip(evaluations, evaluations[1:]):
         for suite in (s for s in after if s in before):
-            change = paired_change(Path(run_dir, before[suite]), Path(run_dir, after[suite]))
+            change = paired_change(read(before[suite]), read(after[suite]))
             changes.setdefault(label, {})[suite] = {"vs": before_label, **change}
     return changes
 

@@ -220,10 +220,10 @@ def p_value_text(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
-def paired_change(before: str | Path, after: str | Path) -> dict[str, Any]:
+def paired_change(before: RunData, after: RunData) -> dict[str, Any]:
     """The second evaluation run against the first on the problems both graded: accuracy points
     gained, problems better / worse, and the sign test's p (McNemar's with one sample each)."""
-    comparison = compare_runs([load_run(before), load_run(after)])
+    comparison = compare_runs([before, after])
     row = comparison.rows[1]
     return {"shared": comparison.shared, "points": row["points"], "better": row["better"], "worse": row["worse"],
             "p": row["p"]}
