@@ -14,9 +14,9 @@ from reasonloop.evaluate.metrics import (
     default_ks,
     majority_correct,
     pass_at_k,
-    sign_test,
 )
 from reasonloop.records import Attempt, Problem, Verdict
+from reasonloop.stats import sign_test
 
 
 def brute_force_pass_at_k(n: int, c: int, k: int) -> float:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from reasonloop.evaluate.rundir import RunFormatError, make_manifest, write_manifest
-from reasonloop.evaluate.metrics import sign_test
+from reasonloop.stats import p_value_text, sign_test
 from reasonloop.report import build_report
-from reasonloop.report.build import p_value_text, paired_change
+from reasonloop.report.build import paired_change
 from reasonloop.report.rundata import load_run
 from report_rundir import HOSTILE, add_train_log, make_run, verdict_counts
 

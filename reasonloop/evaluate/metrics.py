@@ -33,14 +33,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
-def sign_test(wins: int, losses: int) -> float:
-    """Two-sided exact sign test that wins and losses are equally likely (ties left out): on
-    paired right/wrong outcomes it is McNemar's exact test."""
-    n = wins + losses
-    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n if n else 1.0
-    return min(1.0, 2 * tail)
-
-
 def bootstrap_ci(
     scores: Sequence[float], *, level: float = 0.95, resamples: int = 2000, seed: int = 0
 ) -> list[float]:

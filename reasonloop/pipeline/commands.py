@@ -158,7 +158,7 @@ def paired_changes(run_dir: Path, timings: dict) -> dict[str, dict[str, dict]]:
 def accuracy_cell(accuracy: float, change: dict | None) -> str:
     if not change or change["points"] is None:
         return f"{100 * accuracy:.1f}%"
-    from reasonloop.report.build import p_value_text
+    from reasonloop.stats import p_value_text
 
     return f"{100 * accuracy:.1f}%\n{change['points']:+.1f}, {p_value_text(change['p'])}"
 

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from reasonloop import __version__
 from reasonloop.atomic import atomic_write_text
 from reasonloop.errors import ReasonloopError
-from reasonloop.evaluate.metrics import sign_test
+from reasonloop.stats import p_value_text, sign_test
 from reasonloop.records import VERDICT_STATUSES, Trace
 from reasonloop.report.plots import all_plots, run_color
 from reasonloop.report.rundata import RunData, is_number, load_run, metric, metric_series, text_or_none
@@ -214,10 +214,6 @@ def compare_runs(runs: Sequence[RunData]) -> Comparison:
             "p_text": p_value_text(p_value),
         })
     return comparison
-
-
-def p_value_text(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
 def paired_change(before: RunData, after: RunData) -> dict[str, Any]:

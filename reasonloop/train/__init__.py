@@ -9,6 +9,7 @@
 Heavy libraries (torch, transformers, trl) load only when a trainer runs.
 """
 
-from reasonloop.train.evaluate import AccuracyReport, McNemar, evaluate_accuracy, mcnemar
+from reasonloop.stats import McNemar, mcnemar
+from reasonloop.train.evaluate import AccuracyReport, evaluate_accuracy
 
 __all__ = ["AccuracyReport", "McNemar", "evaluate_accuracy", "mcnemar"]

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from reasonloop.evaluate.metrics import sign_test
 from reasonloop.records import Problem
 from reasonloop.train.common import prompt_value
 
@@ -66,24 +65,3 @@ def evaluate_accuracy(model_dir: str | Path, problems: Sequence[Problem], *, bat
     verdicts = grade_batch([(text, p.answer) for text, p in zip(texts, problems)])
     return AccuracyReport(str(model_dir), [v.correct for v in verdicts],
                           [p.meta.get("steps") for p in problems], texts)
-
-
-@dataclass(frozen=True)
-class McNemar:
-    """Exact McNemar test on paired outcomes: b = only A right, c = only B right."""
-
-    only_a: int
-    only_b: int
-    p_value: float
-
-    def __str__(self) -> str:
-        return f"McNemar: only first correct {self.only_a}, only second correct {self.only_b}, p = {self.p_value:.2g}"
-
-
-def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> McNemar:
-    """Two-sided exact (binomial) McNemar test that A and B are equally accurate on the same items."""
-    if len(a) != len(b):
-        raise ValueError(f"paired outcomes must have the same length, got {len(a)} and {len(b)}")
-    only_a = sum(x and not y for x, y in zip(a, b))
-    only_b = sum(y and not x for x, y in zip(a, b))
-    return McNemar(only_a, only_b, sign_test(only_a, only_b))
