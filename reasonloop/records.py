@@ -118,13 +118,20 @@ class Attempt(Record):
 
 
 class Verdict(Record):
-    """The verifier's decision on one completion. Never a bare bool."""
+    """The verifier's decision on one completion. Never a bare bool.
+
+    `rule` says how `extracted` was found: `final-form` (a marker such as `\\boxed{}` or
+    `#### N`, named in `marker`) or `last-number` (the opt-in fallback); None when no
+    answer was extracted, and in verdicts written before the field existed.
+    """
 
     status: VerdictStatus
     extracted: str | None = None
     reference: str | None = None
     reason: str = ""
     verifier: str = ""
+    rule: Literal["final-form", "last-number"] | None = None
+    marker: str | None = None
     problem_id: str | None = None
     sample_index: int | None = None
 

@@ -30,13 +30,50 @@ def test_extract_answer(completion, expected):
     assert extract_answer(completion) == expected
 
 
-def test_last_number_fallback_is_off_by_default_and_on_for_numeric_references():
-    text = "She has 3 apples, then 5 more, so 8"
+def test_an_answer_counts_only_in_final_form_by_default():
+    text = "She has 3 apples, then 5 more, so 8"                      # stops on the right number, no marker
     assert extract_answer(text) is None
+    verdict = grade(text, "8")
+    assert verdict.status == "no_answer" and verdict.rule is None and verdict.marker is None
+    assert verdict.verifier == f"reasonloop-verify {VERIFIER_VERSION}"
+    assert grade_batch([(text, "8")])[0].status == "no_answer"
+
+
+def test_last_number_fallback_is_opt_in_for_numeric_references():
+    text = "She has 3 apples, then 5 more, so 8"
     assert extract_answer(text, last_number_fallback=True) == "8"
-    assert grade(text, "8").status == "correct"                       # numeric reference: fallback on
-    assert grade(text, "\\frac{1}{2}").status == "no_answer"          # MATH-style reference: off
-    assert grade(text, "8", kind="math").status == "no_answer"
+    verdict = grade(text, "8", last_number_fallback=True)
+    assert (verdict.status, verdict.extracted, verdict.rule, verdict.marker) == ("correct", "8", "last-number", "last number")
+    assert verdict.verifier == f"reasonloop-verify {VERIFIER_VERSION}+last-number"
+    assert grade(text, "\\frac{1}{2}", last_number_fallback=True).status == "no_answer"    # MATH-style reference
+    assert grade(text, "8", kind="math", last_number_fallback=True).status == "no_answer"
+    assert grade("so 1/2 of it: 3", "\\frac{1}{2}", kind="numeric", last_number_fallback=True).extracted == "3"
+    # a final-form marker still wins over the fallback, and says so
+    boxed = grade("5 and 8, so \\boxed{5}", "8", last_number_fallback=True)
+    assert (boxed.status, boxed.rule, boxed.marker) == ("incorrect", "final-form", "\\boxed")
+
+
+@pytest.mark.parametrize("completion, marker", [
+    ("so \\boxed{8}", "\\boxed"), ("3 + 5 = 8\n#### 8", "####"), ("The answer is 8.", "answer is"),
+    ("Answer: 8", "answer is"), ("She has 8.\nA: 8", "A:"),
+])
+def test_verdict_names_the_final_form_marker(completion, marker):
+    verdict = grade(completion, "8")
+    assert (verdict.status, verdict.rule, verdict.marker) == ("correct", "final-form", marker)
+
+
+def test_math_verify_verdicts_keep_the_rule_and_marker():
+    hard = grade("\\boxed{\\gcd(12, 18)}", "6")
+    assert (hard.status, hard.rule, hard.marker) == ("correct", "final-form", "\\boxed")
+    assert hard.reason.startswith("math-verify")
+
+
+def test_verdicts_written_before_the_rule_field_still_load(tmp_path):
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps({"status": "correct", "extracted": "8", "reference": "8", "reason": "8 equals 8",
+                                "verifier": "reasonloop-verify 1.0"}) + "\n")
+    old = read_records(path, Verdict).records[0]
+    assert (old.status, old.rule, old.marker) == ("correct", None, None)
 
 
 def test_verdicts_carry_status_reason_and_version():

@@ -319,14 +319,17 @@ def solve_problems(ctx: RunContext, model: StageOutput, problems: list[Problem],
     return [Attempt.model_validate(a) for samples in values for a in samples]
 
 
-def grade_chunk(pairs: list[tuple[str, str]], *, kind: str, timeout: float, workers: int | None) -> list[dict]:
+def grade_chunk(pairs: list[tuple[str, str]], *, kind: str, timeout: float, workers: int | None,
+                last_number_fallback: bool = False) -> list[dict]:
     from reasonloop.verify import grade_batch
 
-    return [v.model_dump() for v in grade_batch(pairs, kind=kind, timeout=timeout, workers=workers)]
+    return [v.model_dump() for v in grade_batch(pairs, kind=kind, timeout=timeout, workers=workers,
+                                                last_number_fallback=last_number_fallback)]
 
 
 def verify_attempts(ctx: RunContext, attempts: list[Attempt], problems: list[Problem], *, kind: str = "auto",
-                    timeout: float = 5.0, batch_size: int = 256, label: str = "verify") -> list[Verdict]:
+                    timeout: float = 5.0, batch_size: int = 256, label: str = "verify",
+                    last_number_fallback: bool = False) -> list[Verdict]:
     """One verdict per attempt, cached by (completion, reference, verifier version)."""
     from reasonloop.verify import VERIFIER_VERSION
 
@@ -335,12 +338,16 @@ def verify_attempts(ctx: RunContext, attempts: list[Attempt], problems: list[Pro
     if missing:
         raise ReasonloopError(f"verify: {len(missing)} attempts name problems that are not in the problem set, e.g. {missing[0]!r}")
     pairs = [(a.completion, answers[a.problem_id]) for a in attempts]
-    keys = [item_key("verify", c, r, kind, timeout, VERIFIER_VERSION) for c, r in pairs]
+    keys = [item_key("verify", c, r, kind, timeout, VERIFIER_VERSION, last_number_fallback) for c, r in pairs]
     in_workers = getattr(ctx.executor, "name", "inline") != "inline"
-    compute = partial(grade_chunk, kind=kind, timeout=timeout, workers=1 if in_workers else None)
+    compute = partial(grade_chunk, kind=kind, timeout=timeout, workers=1 if in_workers else None,
+                      last_number_fallback=last_number_fallback)
     values = cached_map(ctx, "verify", pairs, keys, compute, batch_size=batch_size, label=label, runner=ctx.executor)
     return [Verdict.model_validate({**v, "problem_id": a.problem_id, "sample_index": a.sample_index})
             for a, v in zip(attempts, values)]
+
+
+LAST_NUMBER_HELP = "Also take a completion's last number when it states no final answer (for models without the format)."
 
 
 class SamplingFields(StageConfig):
@@ -392,12 +399,14 @@ class VerifyStage(StageConfig):
     grader: Literal["auto", "math", "numeric"] = Field("auto", description="Answer kind for the grader.")
     timeout: float = Field(5.0, gt=0, description="Seconds per item before the verdict is 'timeout'.")
     batch_size: int = Field(256, ge=1, description="Attempts per batch (and per cache shard).")
+    last_number_fallback: bool = Field(False, description=LAST_NUMBER_HELP)
 
     def run(self, ctx, inputs, out_dir, seed):
         source = inputs["attempts"]
         attempts, problems = load(source.path, Attempt), load(source.meta["problems"], Problem)
         verdicts = verify_attempts(ctx, attempts, problems, kind=self.grader, timeout=self.timeout,
-                                   batch_size=self.batch_size, label=self.name)
+                                   batch_size=self.batch_size, label=self.name,
+                                   last_number_fallback=self.last_number_fallback)
         path = write_records(out_dir / "verdicts.jsonl", verdicts)
         summary = {"correct": round(sum(v.correct for v in verdicts) / max(len(verdicts), 1), 4)}
         return StageOutput("verdicts", str(path), fingerprint_path(path),
@@ -419,6 +428,7 @@ class EvaluateStage(SamplingFields):
     problems: list[str] = Field(description="Problems stages, each evaluated as one suite.")
     strategy: Literal["greedy", "sample", "majority"] = Field("greedy", description="How samples become a score.")
     grader: Literal["auto", "math", "numeric"] = "auto"
+    last_number_fallback: bool = Field(False, description=LAST_NUMBER_HELP)
 
     def run(self, ctx, inputs, out_dir, seed):
         from reasonloop.evaluate.metrics import compute_metrics
@@ -431,7 +441,8 @@ class EvaluateStage(SamplingFields):
             problems = load(source.path, Problem)[: self.limit]
             attempts = solve_problems(ctx, model, problems, fmt, params, backend=self.backend,
                                       batch_size=self.batch_size, label=f"{self.name}:{name}")
-            verdicts = verify_attempts(ctx, attempts, problems, kind=self.grader, label=f"{self.name}:{name} verify")
+            verdicts = verify_attempts(ctx, attempts, problems, kind=self.grader, label=f"{self.name}:{name} verify",
+                                       last_number_fallback=self.last_number_fallback)
             metrics = compute_metrics(problems, attempts, verdicts, suite=name, strategy=self.strategy, seed=seed)
             manifest = make_manifest(kind="eval", suite=name, model=model.path, model_fingerprint=model.fingerprint,
                                      verifier_version=verdicts[0].verifier if verdicts else None,

@@ -4,10 +4,11 @@ Markers, strongest first; within each the last occurrence wins:
 1. `\\boxed{...}` / `\\fbox{...}` (nested braces allowed);
 2. `#### N` (GSM8K);
 3. `The (final) answer is ...` / `Answer: ...`;
-4. `A: ...` at the start of a line (GPT-3 GSM8K solutions);
-5. optionally the last number in the text. This fallback is off for MATH-style answers,
-   where a stray number is rarely the answer, and on for numeric (GSM8K-style) ones;
-   `grade` chooses by the reference, `extract_answer` alone defaults to off.
+4. `A: ...` at the start of a line (the final line of the GPT-3 GSM8K solutions: a
+   dataset's own final-answer marker, so it counts as final form);
+5. only when asked (`last_number_fallback=True`), the last number in the text. Off by
+   default everywhere: an unfinished completion that stops on the right number is not an
+   answer. It exists for evaluating models that do not follow any answer format.
 
 The answer is returned as written, minus `$` delimiters, markdown bold and a trailing
 period; normalisation (units, `\\left`, thousands separators) happens when comparing.
@@ -16,6 +17,7 @@ period; normalisation (units, `\\left`, thousands separators) happens when compa
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from reasonloop.text import last_boxed
 
@@ -26,22 +28,38 @@ LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 SENTENCE_END = re.compile(r"\.(?:\s|$)")
 MARKDOWN = re.compile(r"\*\*|__")
 MAX_LINE_CHARS = 2000
+FINAL_FORM_MARKERS = (("####", GSM8K_MARKER), ("answer is", ANSWER_IS), ("A:", A_LINE))
+FINAL_FORM, LAST_NUMBER_RULE = "final-form", "last-number"
 
 
-def extract_answer(completion: str, *, last_number_fallback: bool | None = None) -> str | None:
+class Found(NamedTuple):
+    """An extracted answer with the rule (`final-form` / `last-number`) and marker that found it."""
+
+    answer: str
+    rule: str
+    marker: str
+
+
+def extract_answer(completion: str, *, last_number_fallback: bool = False) -> str | None:
     """The final answer written in `completion`, or None when it gives none."""
+    found = find_answer(completion, last_number_fallback=last_number_fallback)
+    return found.answer if found else None
+
+
+def find_answer(completion: str, *, last_number_fallback: bool = False) -> Found | None:
+    """The final answer and how it was found: a final-form marker (`\\boxed`, `####`,
+    `answer is`, `A:`), else (only with `last_number_fallback`) the last number."""
     if not isinstance(completion, str) or not completion.strip():
         return None
     boxed = last_boxed(completion)
     if boxed is not None and clean(boxed):
-        return clean(boxed)
-    for pattern in (GSM8K_MARKER, ANSWER_IS, A_LINE):
+        return Found(clean(boxed), FINAL_FORM, "\\boxed")
+    for marker, pattern in FINAL_FORM_MARKERS:
         answer = last_match(pattern, completion)
         if answer:
-            return answer
-    if last_number_fallback:
-        return last_number(completion)
-    return None
+            return Found(answer, FINAL_FORM, marker)
+    number = last_number(completion) if last_number_fallback else None
+    return Found(number, LAST_NUMBER_RULE, "last number") if number else None
 
 
 def last_match(pattern: re.Pattern, text: str) -> str | None:

@@ -3,7 +3,14 @@
 A completion's final answer is extracted (`extract.py`) and compared with the reference by
 the fast path (`compare.py`) in this process; the pairs it cannot decide go to math-verify
 in worker processes with a hard per-item timeout (`pool.py`). Every verdict carries
-`VERIFIER_NAME VERIFIER_VERSION`, so results graded under other rules can be told apart.
+`VERIFIER_NAME VERIFIER_VERSION` (plus `+last-number` when the fallback was allowed), so
+results graded under other rules can be told apart.
+
+One grading rule by default: an answer counts only in final form (`\\boxed{}`, `#### N`,
+`the answer is N` / `Answer: N`, a line starting `A: N`). `last_number_fallback=True` also
+takes the last number of a completion without one, for references that are plain numbers
+(`kind="auto"`) or for every reference (`kind="numeric"`); it is for evaluating models that
+do not follow the format, never the default.
 """
 
 from __future__ import annotations
@@ -14,43 +21,51 @@ from typing import Sequence
 from reasonloop.records import Verdict
 from reasonloop.text import gsm8k_final_answer, last_boxed
 from reasonloop.verify.compare import compare_answers
-from reasonloop.verify.extract import extract_answer
+from reasonloop.verify.extract import Found, find_answer
 from reasonloop.verify.pool import shared_pool
 from reasonloop.verify.worker import shorten
 
 VERIFIER_NAME = "reasonloop-verify"
-VERIFIER_VERSION = "1.0"
+VERIFIER_VERSION = "2.0"  # 2.0: final form only by default; the last-number fallback is opt-in
+LAST_NUMBER_TAG = "+last-number"
 KINDS = ("auto", "math", "numeric")
 MAX_ANSWER_CHARS = 1000
 PLAIN_NUMBER = re.compile(r"^\s*\$?\s*-?(?:\d[\d,]*)?\.?\d+\s*$")
 
 
-def verifier_id() -> str:
-    return f"{VERIFIER_NAME} {VERIFIER_VERSION}"
+def verifier_id(last_number_fallback: bool = False) -> str:
+    """The verifier's name and version, tagged when the last-number fallback was allowed."""
+    return f"{VERIFIER_NAME} {VERIFIER_VERSION}" + (LAST_NUMBER_TAG if last_number_fallback else "")
 
 
-def grade(completion: str, reference: str, *, kind: str = "auto", timeout: float = 5.0) -> Verdict:
+def grade(completion: str, reference: str, *, kind: str = "auto", timeout: float = 5.0,
+          last_number_fallback: bool = False) -> Verdict:
     """Grade one completion against a reference answer. Never raises on bad model output."""
-    return grade_batch([(completion, reference)], kind=kind, timeout=timeout)[0]
+    return grade_batch([(completion, reference)], kind=kind, timeout=timeout,
+                       last_number_fallback=last_number_fallback)[0]
 
 
 def grade_batch(
-    items: Sequence[tuple[str, str]], *, kind: str = "auto", timeout: float = 5.0, workers: int | None = None
+    items: Sequence[tuple[str, str]], *, kind: str = "auto", timeout: float = 5.0, workers: int | None = None,
+    last_number_fallback: bool = False,
 ) -> list[Verdict]:
     """Grade (completion, reference) pairs, in order; hard pairs run in parallel in the grader pool."""
     check_arguments(kind, timeout)
+    stamp = verifier_id(last_number_fallback)
     verdicts: list[Verdict | None] = []
-    hard: list[tuple[int, str, str]] = []
+    hard: list[tuple[int, Found, str]] = []
     for index, (completion, reference) in enumerate(items):
-        verdict = grade_fast(completion, reference, kind)
+        verdict = grade_fast(completion, reference, kind, last_number_fallback)
         if isinstance(verdict, tuple):
             hard.append((index, *verdict))
             verdict = None
         verdicts.append(verdict)
     if hard:
-        outcomes = shared_pool(workers).run([(answer, ref) for _, answer, ref in hard], timeout)
-        for (index, answer, ref), (status, reason) in zip(hard, outcomes):
-            verdicts[index] = make_verdict(status, answer, ref, reason)
+        outcomes = shared_pool(workers).run([(found.answer, ref) for _, found, ref in hard], timeout)
+        for (index, found, ref), (status, reason) in zip(hard, outcomes):
+            verdicts[index] = make_verdict(status, found.answer, ref, reason, found)
+    for verdict in verdicts:
+        verdict.verifier = stamp  # type: ignore[union-attr]
     return verdicts  # type: ignore[return-value]
 
 
@@ -61,29 +76,32 @@ def check_arguments(kind: str, timeout: float) -> None:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
 
 
-def grade_fast(completion: str, reference: str, kind: str) -> Verdict | tuple[str, str]:
-    """A verdict, or the (answer, reference) pair the fast path leaves to math-verify."""
+def grade_fast(completion: str, reference: str, kind: str, last_number_fallback: bool = False
+               ) -> Verdict | tuple[Found, str]:
+    """A verdict, or the (found answer, reference) pair the fast path leaves to math-verify."""
     ref = reference_answer(reference)
     if ref is None:
         return make_verdict("error", None, None, "the reference answer is missing or empty")
     if len(ref) > MAX_ANSWER_CHARS:
         return make_verdict("error", None, ref[:MAX_ANSWER_CHARS], f"the reference is {len(ref)} characters (limit {MAX_ANSWER_CHARS})")
-    numeric = kind == "numeric" or (kind == "auto" and bool(PLAIN_NUMBER.match(ref)))
-    answer = extract_answer(completion, last_number_fallback=numeric) if isinstance(completion, str) else None
-    if answer is None:
-        markers = "\\boxed{}, ####, 'answer is', 'A:'" + (" or a number" if numeric else "")
+    fallback = last_number_fallback and (kind == "numeric" or (kind == "auto" and bool(PLAIN_NUMBER.match(ref))))
+    found = find_answer(completion, last_number_fallback=fallback) if isinstance(completion, str) else None
+    if found is None:
+        markers = "\\boxed{}, ####, 'answer is', 'A:'" + (" or a last number" if fallback else "")
         return make_verdict("no_answer", None, ref, f"no final answer found (looked for {markers})")
+    answer = found.answer
     if len(answer) > MAX_ANSWER_CHARS:
-        return make_verdict("error", answer[:MAX_ANSWER_CHARS], ref, f"the answer is {len(answer)} characters (limit {MAX_ANSWER_CHARS})")
+        return make_verdict("error", answer[:MAX_ANSWER_CHARS], ref,
+                            f"the answer is {len(answer)} characters (limit {MAX_ANSWER_CHARS})", found)
     try:
         decision, form = compare_answers(answer, ref)
     except Exception:  # noqa: BLE001  (a fast-path failure must not stop a run: math-verify decides instead)
         decision, form = None, ""
     if decision is None:
-        return (answer, ref)
+        return (found, ref)
     if decision:
-        return make_verdict("correct", answer, ref, f"{shorten(answer)} equals {shorten(ref)} (as {form})")
-    return make_verdict("incorrect", answer, ref, f"{shorten(answer)} differs from {shorten(ref)} (as {form})")
+        return make_verdict("correct", answer, ref, f"{shorten(answer)} equals {shorten(ref)} (as {form})", found)
+    return make_verdict("incorrect", answer, ref, f"{shorten(answer)} differs from {shorten(ref)} (as {form})", found)
 
 
 def reference_answer(reference: str) -> str | None:
@@ -98,5 +116,7 @@ def reference_answer(reference: str) -> str | None:
     return text.strip() or None
 
 
-def make_verdict(status: str, extracted: str | None, reference: str | None, reason: str) -> Verdict:
-    return Verdict(status=status, extracted=extracted, reference=reference, reason=reason, verifier=verifier_id())
+def make_verdict(status: str, extracted: str | None, reference: str | None, reason: str,
+                 found: Found | None = None) -> Verdict:
+    return Verdict(status=status, extracted=extracted, reference=reference, reason=reason, verifier=verifier_id(),
+                   rule=found.rule if found else None, marker=found.marker if found else None)
