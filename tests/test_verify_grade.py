@@ -256,3 +256,34 @@ def test_fast_path_never_raises_on_latex_soup():
         assert decision in (True, False, None) and form
 
     check()
+
+
+def test_reward_gives_nothing_for_a_bare_number_unless_the_fallback_is_asked_for():
+    completions = ["3 + 5 = 8", "so \\boxed{8}"]
+    assert make_reward_function()(["p"] * 2, completions, answer=["8", "8"]) == [0.0, 1.0]
+    lenient = make_reward_function(last_number_fallback=True)
+    assert lenient(["p"] * 2, completions, answer=["8", "8"]) == [1.0, 1.0]
+    assert lenient.verifier_version == f"reasonloop-verify {VERIFIER_VERSION}+last-number"
+
+
+def test_cli_counts_a_bare_number_only_with_last_number_fallback(tmp_path):
+    write_records(tmp_path / "problems.jsonl", [Problem(id="p1", question="3+5?", answer="8")])
+    write_records(tmp_path / "attempts.jsonl", [Attempt(problem_id="p1", prompt="q", completion="3 + 5 = 8")])
+    strict = run_cli("verify", "attempts.jsonl", "-o", "strict.jsonl", "--json", cwd=tmp_path)
+    lenient = run_cli("verify", "attempts.jsonl", "-o", "lenient.jsonl", "--json", "--last-number-fallback",
+                      cwd=tmp_path)
+    assert strict.returncode == 0 and lenient.returncode == 0, strict.stderr + lenient.stderr
+    assert json.loads(strict.stdout)["counts"]["no_answer"] == 1
+    assert json.loads(lenient.stdout)["verifier"] == f"reasonloop-verify {VERIFIER_VERSION}+last-number"
+    verdict = read_records(tmp_path / "lenient.jsonl", Verdict).records[0]
+    assert (verdict.status, verdict.rule, verdict.marker) == ("correct", "last-number", "last number")
+
+
+def test_cli_refuses_kind_numeric_without_the_fallback(tmp_path):
+    write_records(tmp_path / "problems.jsonl", [Problem(id="p1", question="q", answer="2")])
+    write_records(tmp_path / "attempts.jsonl", [Attempt(problem_id="p1", prompt="q", completion="\\boxed{2}")])
+    result = run_cli("verify", "attempts.jsonl", "-o", "out.jsonl", "--kind", "numeric", cwd=tmp_path)
+    assert result.returncode == 1 and not (tmp_path / "out.jsonl").exists()
+    assert result.stderr.strip().splitlines() == [
+        "error: --kind numeric only widens --last-number-fallback to every reference; add --last-number-fallback "
+        "or leave --kind out (answers count only in final form)"]

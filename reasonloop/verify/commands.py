@@ -18,7 +18,11 @@ def verify_command(
         None, help="Problem records holding the reference answers (default: problems.jsonl beside ATTEMPTS)."
     ),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the Verdict records (JSONL or Parquet)."),
-    kind: str = typer.Option("auto", help="Answer kind: auto, math (no last-number fallback) or numeric."),
+    kind: str = typer.Option("auto", help="Where --last-number-fallback applies: auto (plain-number references), "
+                                           "math (nowhere) or numeric (every reference)."),
+    last_number_fallback: bool = typer.Option(
+        False, "--last-number-fallback", help="Also take the last number of a completion with no final answer "
+                                              "(for models that do not follow the format; off: final form only)."),
     timeout: float = typer.Option(5.0, help="Seconds math-verify may spend on one answer."),
     workers: Optional[int] = typer.Option(None, help="Grader processes (default: the CPU count)."),
     limit: Optional[int] = typer.Option(None, help="Grade only the first N attempts."),
@@ -28,6 +32,7 @@ def verify_command(
     from reasonloop.records import Attempt, Problem, load, write_records
     from reasonloop.verify.grade import grade_batch, verifier_id
 
+    refuse_unused_kind(kind, last_number_fallback)
     problems = problems or attempts.parent / "problems.jsonl"
     if not problems.exists():
         raise ReasonloopError(f"{problems}: no such file (pass --problems with the reference answers)")
@@ -35,15 +40,22 @@ def verify_command(
     records = load(attempts, Attempt)[:limit]
     references = [reference_for(attempts, line, attempt, answers, problems) for line, attempt in enumerate(records, 1)]
     verdicts = grade_batch([(a.completion, ref) for a, ref in zip(records, references)],
-                           kind=kind, timeout=timeout, workers=workers)
+                           kind=kind, timeout=timeout, workers=workers, last_number_fallback=last_number_fallback)
     for attempt, verdict in zip(records, verdicts):
         verdict.problem_id, verdict.sample_index = attempt.problem_id, attempt.sample_index
     write_records(output, verdicts)
-    summary = summarize([verdict.status for verdict in verdicts], verifier_id(), output)
+    summary = summarize([verdict.status for verdict in verdicts], verifier_id(last_number_fallback), output)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
         print_summary(summary)
+
+
+def refuse_unused_kind(kind: str, last_number_fallback: bool) -> None:
+    """`--kind` only says where the last-number fallback applies; without it, numeric changes nothing."""
+    if kind == "numeric" and not last_number_fallback:
+        raise ReasonloopError("--kind numeric only widens --last-number-fallback to every reference; "
+                              "add --last-number-fallback or leave --kind out (answers count only in final form)")
 
 
 def reference_for(path: Path, line: int, attempt, answers: dict[str, str], problems: Path) -> str:
