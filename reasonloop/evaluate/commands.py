@@ -9,6 +9,9 @@ from typing import List, Optional
 import typer
 
 STRATEGY_HELP = "greedy (1 sample, temperature 0), sample (n samples: pass@k) or majority (n samples, majority vote)."
+FALLBACK_HELP = ("Also count a completion's last number when it states no final answer (\\boxed{}, ####, "
+                 "'the answer is'); for models that do not follow the format. Off: final form only.")
+DEFAULT_BATCH_SIZE = 16
 
 
 def eval_command(
@@ -20,34 +23,52 @@ def eval_command(
     n: Optional[int] = typer.Option(None, "--n", "-n", help="Samples per problem for sample / majority."),
     limit: Optional[int] = typer.Option(None, help="Evaluate only the first N problems."),
     data: Optional[str] = typer.Option(None, help="Dataset path or template dir replacing the suite's source."),
-    backend: str = typer.Option("auto", help="Model backend: auto, hf, openai, vllm."),
-    batch_size: int = typer.Option(16, help="Problems per generation batch (part of the cache key)."),
+    backend: Optional[str] = typer.Option(None, help="Model backend: auto (the default), hf, openai, vllm."),
+    batch_size: Optional[int] = typer.Option(
+        None, help=f"Problems per generation batch (part of the cache key; default {DEFAULT_BATCH_SIZE})."),
+    last_number_fallback: bool = typer.Option(False, "--last-number-fallback", help=FALLBACK_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
 ) -> None:
     """Evaluate a model on a suite and write a run directory (manifest, records, metrics)."""
     from reasonloop.errors import ReasonloopError
     from reasonloop.evaluate.runner import evaluate_attempts, evaluate_suite
+    from reasonloop.evaluate.suites import load_suite, refuse_unread_data
 
     if strategy is not None and strategy not in ("greedy", "sample", "majority"):
         raise ReasonloopError(f"unknown strategy {strategy!r}; choose one of: greedy, sample, majority")
     if (model is None) == (attempts is None):
         raise ReasonloopError("give exactly one of --model (generate) or --attempts (grade existing completions)")
+    # every refusal comes before a model is loaded or a file is written
+    chosen = load_suite(suite)
+    if last_number_fallback:
+        chosen = chosen.model_copy(update={"last_number_fallback": True})
+    refuse_unread_data(chosen, data)
     if attempts is not None:
         from reasonloop.records import Attempt, load
 
-        metrics = evaluate_attempts(load(attempts, Attempt), suite, out, data=data, strategy=strategy)
+        refuse_generation_options({"--n": n, "--limit": limit, "--backend": backend, "--batch-size": batch_size})
+        metrics = evaluate_attempts(load(attempts, Attempt), chosen, out, data=data, strategy=strategy)
     else:
-        from reasonloop.evaluate.suites import load_suite
         from reasonloop.models import load_generator
 
-        chosen = load_suite(suite)  # fail on a bad suite before loading a model
-        generator = load_generator(model, backend=backend)
-        metrics = evaluate_suite(generator, chosen, out, model_dir=model, data=data, limit=limit,
-                                 strategy=strategy, n=n, batch_size=batch_size)
+        chosen.with_strategy(strategy, n)  # e.g. --n 4 with greedy
+        generator = load_generator(model, backend=backend or "auto")
+        metrics = evaluate_suite(generator, chosen, out, model_dir=model, data=data, limit=limit, strategy=strategy,
+                                 n=n, batch_size=batch_size or DEFAULT_BATCH_SIZE)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
     else:
         print_metrics(metrics, out)
+
+
+def refuse_generation_options(options: dict[str, object]) -> None:
+    """Options that only shape generation mean nothing when grading existing attempts."""
+    from reasonloop.errors import ReasonloopError
+
+    given = [name for name, value in options.items() if value is not None]
+    if given:
+        raise ReasonloopError(f"{', '.join(given)} only apply when generating with --model; --attempts grades "
+                              f"completions that already exist (leave {'them' if len(given) > 1 else 'it'} out)")
 
 
 def print_metrics(metrics: dict, out: Path) -> None:

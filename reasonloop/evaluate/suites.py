@@ -70,6 +70,8 @@ class Suite(StrictModel):
     sampling: SamplingSpec = SamplingSpec()
     ks: list[int] | None = Field(None, description="k values for pass@k / maj@k (default: powers of 2 up to n)")
     perturb: str | None = Field(None, description="set by NAME:KIND variants")
+    last_number_fallback: bool = Field(False, description="also take a completion's last number when it states no "
+                                                          "final answer (for models without the answer format)")
 
     def with_strategy(self, strategy: str | None = None, n: int | None = None) -> "Suite":
         """The suite as run: greedy means one sample at temperature 0; sampling needs heat."""
@@ -102,12 +104,15 @@ class Suite(StrictModel):
 
 SourceFn = Callable[[SourceSpec, "str | None", "str | None"], list[Problem]]
 SOURCES: dict[str, SourceFn] = {}
+READS_DATA: set[str] = set()  # source kinds that use `--data`; the others refuse it
 TEMPLATE_SOURCES = {"builtin", "templates"}
 
 
-def suite_source(kind: str) -> Callable[[SourceFn], SourceFn]:
+def suite_source(kind: str, *, reads_data: bool = True) -> Callable[[SourceFn], SourceFn]:
     def decorate(fn: SourceFn) -> SourceFn:
         SOURCES[kind] = fn
+        if reads_data:
+            READS_DATA.add(kind)
         return fn
 
     return decorate
@@ -141,7 +146,7 @@ def hub_problems(name: str, spec: SourceSpec) -> list[Problem]:
     return [to_problem(dict(row), convert, spec.preset, name, i, "row") for i, row in enumerate(rows, start=1)]
 
 
-@suite_source("builtin")
+@suite_source("builtin", reads_data=False)
 def builtin_source(spec: SourceSpec, data: str | None, perturb: str | None) -> list[Problem]:
     from reasonloop.sources.templates.builtin import builtin_problems
 
@@ -213,10 +218,19 @@ def suite_problems(suite: Suite, *, data: str | None = None, limit: int | None =
     if suite.source.kind not in SOURCES:
         raise SuiteError(f"suite {suite.name!r}: unknown source kind {suite.source.kind!r}; "
                          f"known: {', '.join(sorted(SOURCES))}")
+    refuse_unread_data(suite, data)
     problems = unique_ids(SOURCES[suite.source.kind](suite.source, data, suite.perturb), suite.name)
     if not problems:
         raise SuiteError(f"suite {suite.name!r} holds no problems")
     return limit_problems(problems, limit)
+
+
+def refuse_unread_data(suite: Suite, data: str | None) -> None:
+    """`--data` given to a suite whose source would ignore it (the built-in library) is an error, not a no-op."""
+    if data is not None and suite.source.kind not in READS_DATA:
+        raise SuiteError(f"suite {suite.name!r} takes its problems from its own {suite.source.kind!r} source, which "
+                         f"does not read --data, so {data} would be ignored; leave --data out or choose a suite "
+                         f"whose source kind is one of: {', '.join(sorted(READS_DATA))}")
 
 
 def unique_ids(problems: list[Problem], suite_name: str) -> list[Problem]:
