@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 
 def sign_test(wins: int, losses: int) -> float:
@@ -59,6 +59,16 @@ class PairedChange:
         if self.points is None:
             return "no shared problems"
         return f"{self.points:+.1f} points, {self.better} better, {self.worse} worse, {p_value_text(self.p)}"
+
+
+def scores_by_item(outcomes: Iterable[tuple[str, bool]]) -> dict[str, float]:
+    """(item id, right?) pairs -> the fraction right per item (one sample: 0.0 or 1.0)."""
+    tally: dict[str, list[int]] = {}
+    for item, right in outcomes:
+        counts = tally.setdefault(item, [0, 0])
+        counts[0] += bool(right)
+        counts[1] += 1
+    return {item: right / total for item, (right, total) in tally.items()}
 
 
 def paired_change(before: Mapping[str, float], after: Mapping[str, float]) -> PairedChange:

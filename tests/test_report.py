@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from reasonloop.evaluate.rundir import RunFormatError, make_manifest, write_manifest
-from reasonloop.stats import p_value_text, sign_test
+from reasonloop.stats import p_value_text
 from reasonloop.report import build_report
 from reasonloop.report.build import paired_change
 from reasonloop.report.rundata import load_run
-from report_rundir import HOSTILE, add_train_log, make_run, verdict_counts
+from report_rundir import (HOSTILE, QUICKSTART_EVALS, QUICKSTART_SETS, add_train_log, make_quickstart_runs, make_run,
+                           verdict_counts)
 
 PLOT_KEYS = ("training", "accuracy-k", "robustness", "perturbations", "accuracy-tokens", "accuracy-steps")
 
@@ -47,6 +48,22 @@ def figure(html: str, key: str) -> str:
 
 def summary_row(html: str, name: str) -> str:
     return re.search(rf'<tr data-run="{name}">(.*?)</tr>', html, re.S).group(1)
+
+
+def section(html: str, name: str) -> str:
+    return re.search(rf'<section id="{name}">(.*?)</section>', html, re.S).group(1)
+
+
+def plot_note(html: str, key: str) -> str:
+    """The line that says why a plot was not drawn."""
+    return re.search(rf'<(?:li|p) class="missing[^"]*" id="plot-{key}">(.*?)</(?:li|p)>', html, re.S).group(1)
+
+
+def sign_test_p(better: int, worse: int) -> float:
+    """The two-sided exact binomial test, from scipy (not the code under test)."""
+    from scipy.stats import binomtest
+
+    return binomtest(better, better + worse, 0.5).pvalue if better + worse else 1.0
 
 
 def test_report_is_offline_and_allows_only_its_own_script(report):
@@ -119,14 +136,21 @@ def shared_accuracy(run_dir: Path, shared: set[str]) -> float:
     return sum(scores[p] for p in shared) / len(shared)
 
 
+def comparison_row(html: str, run: str) -> dict[str, str]:
+    row = re.search(rf'<tr data-run="{re.escape(run)}" data-vs="[^"]*">(.*?)</tr>', section(html, "comparison"), re.S)
+    return dict(re.findall(r'<td class="(\w+)">(.*?)</td>', row.group(1)))
+
+
 def test_comparison_covers_the_shared_problems(report, two_runs):
     ids = [{json.loads(line)["id"] for line in (d / "problems.jsonl").read_text().splitlines()} for d in two_runs]
     shared = ids[0] & ids[1]
     assert len(shared) == 30
-    section = re.search(r'<section id="comparison">(.*?)</section>', report.html, re.S).group(1)
-    assert "share 30 graded problem(s)" in section
-    for run_dir in two_runs:
-        assert f"{100 * shared_accuracy(run_dir, shared):.1f}%" in section
+    assert ("On gsm8k, tuned and base share 30 graded problem(s) (graded: 40 and 40): only those are compared."
+            in section(report.html, "comparison"))
+    row = comparison_row(report.html, "tuned")
+    assert (row["vs"], row["shared"]) == ("base", "30")
+    assert row["before"] == f"{100 * shared_accuracy(two_runs[0], shared):.1f}%"
+    assert row["after"] == f"{100 * shared_accuracy(two_runs[1], shared):.1f}%"
 
 
 def test_comparison_tests_the_change_on_the_problems_that_moved(report, two_runs):
@@ -134,23 +158,95 @@ def test_comparison_tests_the_change_on_the_problems_that_moved(report, two_runs
     shared = base.keys() & tuned.keys()
     better = sum(tuned[p] > base[p] for p in shared)
     worse = sum(tuned[p] < base[p] for p in shared)
-    assert better + worse > 0
+    assert (better, worse) == (12, 9)  # the seeded fixture: both directions, so the test has something to count
     change = paired_change(*(load_run(d) for d in two_runs))
-    assert (change["shared"], change["better"], change["worse"]) == (len(shared), better, worse)
-    assert change["points"] == pytest.approx(100 * (shared_accuracy(two_runs[1], shared) - shared_accuracy(two_runs[0], shared)))
-    assert change["p"] == sign_test(better, worse)
-    tuned_row = re.search(r'<section id="comparison">.*?<tr><td>tuned</td>(.*?)</tr>', report.html, re.S).group(1)
-    cells = re.findall(r"<td>(.*?)</td>", tuned_row)
-    assert cells[-4:] == [str(better), str(worse), str(len(shared) - better - worse), p_value_text(change["p"])]
+    assert (change.shared, change.better, change.worse, change.same) == (30, better, worse, 30 - better - worse)
+    points = 100 * (shared_accuracy(two_runs[1], shared) - shared_accuracy(two_runs[0], shared))
+    assert change.points == pytest.approx(points)
+    assert change.p == pytest.approx(sign_test_p(better, worse), rel=1e-12)
+    row = comparison_row(report.html, "tuned")
+    assert [row[key] for key in ("points", "better", "worse", "same", "p")] == [
+        f"{points:+.1f}", str(better), str(worse), str(30 - better - worse), p_value_text(sign_test_p(better, worse))]
 
 
-def test_runs_of_different_suites_compare_only_the_overlap_and_say_so(shared_data, tmp_path):
+@pytest.fixture(scope="module")
+def quickstart(shared_data, tmp_path_factory):
+    """A quickstart-shaped run directory (see report_rundir.make_quickstart_runs) and its report."""
+    dirs = make_quickstart_runs(shared_data, tmp_path_factory.mktemp("quickstart") / "run", problems=40)
+    return dirs, build_report(dirs)
+
+
+def test_quickstart_comparison_pairs_each_stage_with_the_one_before_on_each_problem_set(quickstart):
+    dirs, report = quickstart
+    headlines = re.findall(r'<li data-suite="[^"]+" data-run="[^"]+">(.*?)</li>', report.html)
+    expected = []
+    for name in QUICKSTART_SETS:
+        for (before, before_model), (after, after_model) in zip(QUICKSTART_EVALS, QUICKSTART_EVALS[1:]):
+            old, new = (problem_scores(next(d for d in dirs if d.name == f"{stage}.{name}")) for stage in (before, after))
+            assert old.keys() == new.keys() and len(old) == 40  # one problem set: every problem is shared
+            better = sum(new[p] > old[p] for p in old)
+            worse = sum(new[p] < old[p] for p in old)
+            points = 100 * (sum(new.values()) - sum(old.values())) / 40
+            expected.append(f"{after_model} vs {before_model} on {name}: {points:+.1f} points, {better} better, "
+                            f"{worse} worse, {p_value_text(sign_test_p(better, worse))}")
+    assert headlines == expected
+    assert "share no graded problem" not in report.html and "Nothing to compare" not in report.html
+
+
+def test_quickstart_report_and_terminal_table_agree(quickstart):
+    from reasonloop.pipeline.commands import paired_changes
+
+    dirs, report = quickstart
+    run_dir = dirs[0].parent.parent
+    timings = {stage: {"runs": {name: f"{stage}/{stage}.{name}" for name in QUICKSTART_SETS}}
+               for stage, _ in QUICKSTART_EVALS}
+    changes = paired_changes(run_dir, timings)
+    for stage, row in changes.items():
+        for name, change in row.items():
+            shown = comparison_row(report.html, f"{stage}.{name}")
+            assert shown["vs"] == f"{change['vs']}.{name}"
+            assert [shown[key] for key in ("shared", "points", "better", "worse", "same", "p")] == [
+                str(change["shared"]), f"{change['points']:+.1f}", str(change["better"]), str(change["worse"]),
+                str(change["same"]), p_value_text(change["p"])]
+
+
+def test_training_runs_get_their_own_section_without_notices(quickstart):
+    dirs, report = quickstart
+    assert report.notices == []
+    assert "no metrics file" not in report.html
+    training = section(report.html, "training")
+    for name, steps, settings in (("sft/model", "800", "batch_size=24, learning_rate=0.005, lora=auto, lr_scheduler=cosine, max_steps=800"),
+                                  ("round-2", "60", "batch_size=32, epochs=2, learning_rate=0.001, seed=1000"),
+                                  ("grpo/model", "24", "batch_size=64, beta=0.04, learning_rate=0.0001")):
+        row = summary_row(training, re.escape(name))
+        assert f"<td class=\"\">{steps}</td>" in row and settings in row
+        assert f'<tr data-run="{name}">' not in section(report.html, "summary")  # evaluations only there
+    curves = figure(training, "training")
+    assert all(f">{field}<" in curves for field in ("loss", "learning_rate", "reward", "kl"))
+    assert [run["name"] for run in embedded_data(report.html)["runs"]] == [d.name for d in dirs[:6]]
+
+
+def test_a_plot_with_nothing_to_show_is_not_drawn(quickstart):
+    _, report = quickstart
+    assert 'id="plot-accuracy-k"' in report.html and "<figure" not in plot_note(report.html, "accuracy-k")
+    assert "one k only (k = 1)" in plot_note(report.html, "accuracy-k")
+    drawn = re.findall(r'<figure class="plot[^"]*" id="plot-([\w-]+)">', report.html)
+    assert drawn == ["training", "robustness", "perturbations", "accuracy-tokens", "accuracy-steps"]
+
+
+def test_runs_with_no_shared_problems_say_so_in_one_line_and_render_the_rest(shared_data, tmp_path):
     gsm = make_run(shared_data, tmp_path / "gsm", problems=10, samples=2)
-    other = make_run(shared_data, tmp_path / "symbolic", problems=10, samples=2, start=5, suite="gsm-symbolic")
-    html = build_report([gsm, other]).html
-    assert "different suites (gsm-symbolic, gsm8k): only the 5 problem(s) they share are compared" in html
-    far = make_run(shared_data, tmp_path / "far", problems=5, samples=2, start=100, suite="math500")
-    assert "No graded problem is common to all runs" in build_report([gsm, far]).html
+    symbolic = make_run(shared_data, tmp_path / "symbolic", problems=10, samples=2, start=5, suite="gsm-symbolic")
+    far = make_run(shared_data, tmp_path / "far", problems=5, samples=2, start=100)  # gsm8k too, other problems
+    report = build_report([gsm, symbolic, far])
+    comparison = section(report.html, "comparison")
+    assert re.findall(r"<p[^>]*>(.*?)</p>", comparison) == [
+        "Nothing to compare: no two evaluation runs share a graded problem of the same problem set "
+        "(gsm8k: gsm, far; gsm-symbolic: symbolic)."]
+    assert "<table" not in comparison
+    for name in ("summary", "plots", "traces"):
+        assert section(report.html, name)
+    assert len(embedded_data(report.html)["runs"]) == 3 and all(summary_row(report.html, n) for n in ("gsm", "far"))
 
 
 def test_other_format_version_is_flagged_and_still_shown(shared_data, tmp_path):
@@ -174,7 +270,7 @@ def test_missing_metrics_give_a_partial_report(shared_data, tmp_path):
     row = summary_row(report.html, "partial")
     assert row.count('class="missing"') == 3  # accuracy, pass@1 and the step check show a dash
     assert "partial maj@k" in figure(report.html, "accuracy-k")
-    assert "No run has robustness.sets" in figure(report.html, "robustness")
+    assert "No run has robustness.sets" in plot_note(report.html, "robustness")
 
 
 def test_attempts_without_verdicts_are_shown_as_unverified(shared_data, tmp_path):
@@ -188,13 +284,16 @@ def test_attempts_without_verdicts_are_shown_as_unverified(shared_data, tmp_path
     assert statuses["unverified"] == 3 and sum(statuses.values()) == 10
 
 
-def test_training_run_without_records_reports_its_curves(tmp_path):
+def test_training_run_alone_reports_its_curves_and_no_traces(tmp_path):
     run_dir = tmp_path / "sft"
-    write_manifest(run_dir, make_manifest(kind="train", model="tiny-llama"))
+    write_manifest(run_dir, make_manifest(kind="train-sft", model="tiny-llama", config={"learning_rate": 0.01}))
     add_train_log(run_dir, steps=12)
     report = build_report([run_dir])
-    assert "<svg" in figure(report.html, "training")
-    assert embedded_data(report.html)["runs"][0]["rows"] == []
+    assert report.notices == []
+    assert "<svg" in figure(section(report.html, "training"), "training")
+    assert "learning_rate=0.01" in summary_row(report.html, "sft")
+    assert embedded_data(report.html)["runs"] == []
+    assert 'id="summary"' not in report.html and 'id="traces"' not in report.html
 
 
 def test_trees_are_attached_to_their_problem(shared_data, tmp_path):

@@ -138,8 +138,9 @@ def result_summary(result, elapsed: float) -> dict:
 
 
 def paired_changes(run_dir: Path, timings: dict) -> dict[str, dict[str, dict]]:
-    """Each evaluation against the evaluation before it, on every problem set both graded:
-    {label: {problem set: {"vs", "points", "better", "worse", "p", "shared"}}}."""
+    """Each evaluation against the evaluation before it, on every problem set both graded (the
+    report's comparison pairs runs the same way, with the same `paired_change`):
+    {label: {problem set: {"vs", "points", "better", "worse", "same", "p", "shared", "before", "after"}}}."""
     from functools import cache
 
     from reasonloop.report.build import paired_change
@@ -151,7 +152,7 @@ def paired_changes(run_dir: Path, timings: dict) -> dict[str, dict[str, dict]]:
     for (before_label, before), (label, after) in zip(evaluations, evaluations[1:]):
         for suite in (s for s in after if s in before):
             change = paired_change(read(before[suite]), read(after[suite]))
-            changes.setdefault(label, {})[suite] = {"vs": before_label, **change}
+            changes.setdefault(label, {})[suite] = {"vs": before_label, **change.to_dict()}
     return changes
 
 

@@ -21,24 +21,18 @@ from typing import Any, Sequence
 from reasonloop import __version__
 from reasonloop.atomic import atomic_write_text
 from reasonloop.errors import ReasonloopError
-from reasonloop.stats import p_value_text, sign_test
+from reasonloop.stats import PairedChange, p_value_text, scores_by_item
+from reasonloop.stats import paired_change as stats_paired_change
 from reasonloop.records import VERDICT_STATUSES, Trace
-from reasonloop.report.plots import all_plots, run_color
-from reasonloop.report.rundata import RunData, is_number, load_run, metric, metric_series, text_or_none
+from reasonloop.report.plots import TRAINING_PLOT, all_plots, run_color
+from reasonloop.report.rundata import (TRAIN_LOG_FIELDS, RunData, is_number, load_run, metric, metric_series,
+                                        text_or_none)
 
 UNVERIFIED = "unverified"
+NO_SUITE = "(no suite)"
 # column order of one trace-viewer row in the embedded JSON (report.js reads the same order)
 ROW_COLUMNS = ("problem", "sample", "prompt", "completion", "status", "extracted", "reference", "reason", "verifier",
                "tokens", "finish_reason", "error")
-
-
-@dataclass
-class Comparison:
-    """Per-problem comparison of every run against the first, over the problems they share."""
-
-    shared: int = 0
-    notes: list[str] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -63,8 +57,17 @@ def build_report(run_dirs: Sequence[str | Path], output: str | Path | None = Non
 
 
 def unique_names(run_dirs: Sequence[str | Path]) -> list[str]:
-    names = [Path(path).resolve().name for path in run_dirs]
-    return [name if names.count(name) == 1 else str(path) for name, path in zip(names, run_dirs)]
+    """Each directory's name, or as many of its last path parts as tell it apart from the others
+    (trainers all write into `model/`: `sft/model`, `grpo/model`)."""
+    parts = [Path(path).resolve().parts for path in run_dirs]
+    depth = [1] * len(parts)
+    while True:
+        names = ["/".join(p[-d:]) for p, d in zip(parts, depth)]
+        clashing = [i for i, name in enumerate(names) if names.count(name) > 1 and depth[i] < len(parts[i])]
+        if not clashing:
+            return [name if names.count(name) == 1 else str(path) for name, path in zip(names, run_dirs)]
+        for i in clashing:
+            depth[i] += 1
 
 
 def render(runs: Sequence[RunData], title: str) -> str:
@@ -72,19 +75,26 @@ def render(runs: Sequence[RunData], title: str) -> str:
 
     script = read_asset("report.js")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["p_text"] = p_value_text
     template = env.from_string(read_asset("template.html"))
+    indexed = list(enumerate(runs))
+    evaluations = [(index, run) for index, run in indexed if not run.is_training]
+    plots = all_plots(runs)
     return template.render(
         title=title,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
-        runs=[run_summary(index, run) for index, run in enumerate(runs)],
-        comparison=compare_runs(runs) if len(runs) > 1 else None,
-        plots=all_plots(runs),
+        runs=[run_summary(index, run) for index, run in indexed],
+        evaluations=[run_summary(index, run) for index, run in evaluations],
+        training=[training_summary(index, run) for index, run in indexed if run.is_training],
+        training_plot=next(plot for plot in plots if plot.key == TRAINING_PLOT),
+        comparison=compare_runs([run for _, run in evaluations]) if len(evaluations) > 1 else None,
+        plots=[plot for plot in plots if plot.key != TRAINING_PLOT],
         css=read_asset("report.css"),
         script=script,
         script_hash=base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii"),
         data_json=json_for_script({"statuses": [*VERDICT_STATUSES, UNVERIFIED], "columns": ROW_COLUMNS,
-                                   "runs": [trace_payload(index, run) for index, run in enumerate(runs)]}),
+                                   "runs": [trace_payload(index, run) for index, run in evaluations]}),
     )
 
 
@@ -183,62 +193,138 @@ def status_counts(traces: list[Trace]) -> dict[str, int]:
 
 def problem_accuracy(run: RunData) -> dict[str, float]:
     """Fraction of correct verdicts per problem, for problems with at least one verdict."""
-    return {
-        trace.problem.id: sum(v.status == "correct" for v in trace.verdicts) / len(trace.verdicts)
-        for trace in run.traces
-        if trace.verdicts
-    }
+    return scores_by_item((trace.problem.id, verdict.status == "correct")
+                          for trace in run.traces for verdict in trace.verdicts)
+
+
+def paired_change(before: RunData, after: RunData) -> PairedChange:
+    """`after` against `before` on the problems both graded (what the report's comparison and the
+    pipeline's terminal table both show)."""
+    return stats_paired_change(problem_accuracy(before), problem_accuracy(after))
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One evaluation against the one before it on the same problem set."""
+
+    suite: str
+    run: str
+    label: str
+    vs_run: str
+    vs_label: str
+    graded: tuple[int, int]  # problems graded by (vs_run, run)
+    change: PairedChange
+
+    @property
+    def headline(self) -> str:
+        """'self_train vs sft on heldout: +5.2 points, 45 better, 19 worse, p = 0.0016'."""
+        return f"{self.label} vs {self.vs_label} on {self.suite}: {self.change.headline()}"
+
+    @property
+    def overlap_note(self) -> str | None:
+        shared = self.change.shared
+        if shared == min(self.graded) == max(self.graded):
+            return None
+        if not shared:
+            return f"On {self.suite}, {self.run} and {self.vs_run} share no graded problem: not compared."
+        return (f"On {self.suite}, {self.run} and {self.vs_run} share {shared} graded problem(s) "
+                f"(graded: {self.graded[1]} and {self.graded[0]}): only those are compared.")
+
+
+@dataclass
+class Comparison:
+    """Each evaluation run against the one before it on the same problem set, set by set."""
+
+    sets: dict[str, list[Pair]] = field(default_factory=dict)
+    nothing_to_compare: str | None = None
+
+    @property
+    def pairs(self) -> list[Pair]:
+        return [pair for pairs in self.sets.values() for pair in pairs]
+
+    @property
+    def notes(self) -> list[str]:
+        return [note for note in (pair.overlap_note for pair in self.pairs) if note]
 
 
 def compare_runs(runs: Sequence[RunData]) -> Comparison:
-    per_run = [problem_accuracy(run) for run in runs]
-    shared = set.intersection(*(set(table) for table in per_run))
-    comparison = Comparison(shared=len(shared), notes=overlap_notes(runs, per_run, shared))
-    baseline = per_run[0]
-    for run, table in zip(runs, per_run):
-        accuracy = sum(table[p] for p in shared) / len(shared) if shared else None
-        base = sum(baseline[p] for p in shared) / len(shared) if shared else None
-        points = None if accuracy is None else 100.0 * (accuracy - base)
-        better, worse = sum(table[p] > baseline[p] for p in shared), sum(table[p] < baseline[p] for p in shared)
-        p_value = sign_test(better, worse)
-        comparison.rows.append({
-            "name": run.name,
-            "suite": run.suite,
-            "accuracy": percent_text(accuracy),
-            "points": points,
-            "delta": None if points is None else f"{points:+.1f}",
-            "better": better,
-            "worse": worse,
-            "same": len(shared) - better - worse,
-            "p": p_value,
-            "p_text": p_value_text(p_value),
-        })
+    """Group evaluation runs by problem set (their suite) in the order given and compare each
+    with the one before it in its set, as the pipeline's terminal table does."""
+    by_set: dict[str, list[RunData]] = {}
+    for run in runs:
+        by_set.setdefault(run.suite or NO_SUITE, []).append(run)
+    comparison = Comparison()
+    for suite, members in by_set.items():
+        labels = evaluated_labels(members)
+        scores = [problem_accuracy(run) for run in members]
+        comparison.sets[suite] = [
+            Pair(suite, after.name, labels[i + 1], before.name, labels[i], (len(scores[i]), len(scores[i + 1])),
+                 stats_paired_change(scores[i], scores[i + 1]))
+            for i, (before, after) in enumerate(zip(members, members[1:]))
+        ]
+    comparison.sets = {suite: pairs for suite, pairs in comparison.sets.items() if pairs}
+    if not any(pair.change.shared for pair in comparison.pairs):
+        sets = "; ".join(f"{suite}: {', '.join(run.name for run in members)}" for suite, members in by_set.items())
+        comparison.nothing_to_compare = (f"Nothing to compare: no two evaluation runs share a graded problem "
+                                         f"of the same problem set ({sets}).")
     return comparison
 
 
-def paired_change(before: RunData, after: RunData) -> dict[str, Any]:
-    """The second evaluation run against the first on the problems both graded: accuracy points
-    gained, problems better / worse, and the sign test's p (McNemar's with one sample each)."""
-    comparison = compare_runs([before, after])
-    row = comparison.rows[1]
-    return {"shared": comparison.shared, "points": row["points"], "better": row["better"], "worse": row["worse"],
-            "p": row["p"]}
+def evaluated_labels(runs: Sequence[RunData]) -> list[str]:
+    """What each run evaluated: a pipeline evaluation's model stage ("sft"), else the run's name;
+    run names again if that would name two runs alike."""
+    labels = [model_stage(run) or run.name for run in runs]
+    return labels if len(set(labels)) == len(labels) else [run.name for run in runs]
 
 
-def overlap_notes(runs: Sequence[RunData], per_run: list[dict[str, float]], shared: set[str]) -> list[str]:
-    notes = []
-    suites = sorted({run.suite for run in runs if run.suite})
-    sizes = ", ".join(f"{run.name}: {len(table)}" for run, table in zip(runs, per_run))
-    if len(suites) > 1:
-        notes.append(f"The runs come from different suites ({', '.join(suites)}): "
-                     f"only the {len(shared)} problem(s) they share are compared.")
-    elif any(len(table) != len(shared) for table in per_run):
-        notes.append(f"The runs share {len(shared)} graded problem(s) (graded per run: {sizes}): "
-                     "only those are compared.")
-    if not shared:
-        notes.append("No graded problem is common to all runs: there is no per-problem comparison.")
-    return notes
+def model_stage(run: RunData) -> str | None:
+    config = run.manifest.get("config")
+    if not run.manifest.get("stage") or not isinstance(config, dict):
+        return None
+    return text_or_none(config.get("model"))
 
+
+# ---------------------------------------------------------------- training runs
+
+
+def training_summary(index: int, run: RunData) -> dict[str, Any]:
+    """A training run's settings and where its curves ended."""
+    manifest = run.manifest
+    steps = manifest.get("optimizer_steps")  # an RFT run records its rounds' steps in the rounds list
+    if isinstance(manifest.get("rounds"), list):
+        steps = sum(r["optimizer_steps"] for r in manifest["rounds"]
+                    if isinstance(r, dict) and is_number(r.get("optimizer_steps"))) or None
+    last_step = run.train_log[-1]["step"] if run.train_log else None
+    final = {name: run.train_log_last(name) for name in TRAIN_LOG_FIELDS}
+    seconds = manifest.get("train_seconds")
+    return {
+        "name": run.name,
+        "path": str(run.path),
+        "color": run_color(index),
+        "kind": text_or_none(manifest.get("kind")),
+        "model": describe_value(manifest.get("model")),
+        "steps": count_text(float(steps) if is_number(steps) else last_step),
+        "seconds": f"{seconds:.0f}" + (" (stopped by its time limit)" if manifest.get("stopped_by_time_budget") else "")
+        if is_number(seconds) else None,
+        "final": ", ".join(f"{name} {value:.4g}" for name, value in final.items() if value is not None) or None,
+        "settings": settings_text(manifest.get("config")),
+        "manifest": [(key, describe_value(value)) for key, value in manifest.items()],
+        "notices": run.notices,
+    }
+
+
+def settings_text(config: Any, prefix: str = "") -> str | None:
+    """`learning_rate=0.005, batch_size=24, sft.epochs=2`: a config's set values, nested keys dotted."""
+    if not isinstance(config, dict):
+        return None
+    parts = []
+    for key, value in config.items():
+        if isinstance(value, dict):
+            nested = settings_text(value, f"{prefix}{key}.")
+            parts += [nested] if nested else []
+        elif value is not None and not isinstance(value, list):
+            parts.append(f"{prefix}{key}={value}")
+    return ", ".join(parts) or None
 
 # ---------------------------------------------------------------- trace viewer data
 

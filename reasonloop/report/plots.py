@@ -27,6 +27,7 @@ STYLE = {
     "grid.alpha": 0.3,
 }
 TOKEN_BINS = 6
+TRAINING_PLOT = "training"
 
 
 @dataclass
@@ -78,9 +79,11 @@ def percent(values):
 
 def training_curves(runs: Sequence[RunData]) -> Plot:
     title = "Training curves"
-    fields = [name for name in TRAIN_LOG_FIELDS if any(name in row for run in runs for row in run.train_log)]
+    fields = [name for name in TRAIN_LOG_FIELDS
+              if any(sum(name in row for row in run.train_log) > 1 for run in runs)]  # a curve needs two points
     if not fields:
-        return Plot("training", title, note="No run has a train_log.jsonl with loss, learning_rate, reward, kl or accuracy.")
+        return Plot(TRAINING_PLOT, title, note="No run has a train_log.jsonl with two or more rows of "
+                                               + ", ".join(TRAIN_LOG_FIELDS) + ".")
 
     def paint(figure):
         axes = figure.subplots(1, len(fields), squeeze=False)[0]
@@ -88,12 +91,13 @@ def training_curves(runs: Sequence[RunData]) -> Plot:
             for index, run in enumerate(runs):
                 points = [(row["step"], row[name]) for row in run.train_log if name in row]
                 if points:
-                    ax.plot(*zip(*points), color=run_color(index), label=run.name, linewidth=1.2)
+                    ax.plot(*zip(*points), color=run_color(index), label=run.name, linewidth=1.2,
+                            marker="o" if len(points) == 1 else None)
             ax.set_title(name)
             ax.set_xlabel("step")
         axes[0].legend(fontsize=8)
 
-    plot = draw("training", title, paint, size=(max(4.0, 2.8 * len(fields)), 2.6))
+    plot = draw(TRAINING_PLOT, title, paint, size=(max(4.0, 2.8 * len(fields)), 2.6))
     plot.wide = True
     return plot
 
@@ -104,6 +108,10 @@ def accuracy_vs_k(runs: Sequence[RunData]) -> Plot:
               for index, run in enumerate(runs)]
     if not any(passes or majors for _, _, passes, majors in series):
         return Plot("accuracy-k", title, note="No run has pass_at_k or maj_at_k in metrics.json.")
+    if not any(len(passes) > 1 or len(majors) > 1 for _, _, passes, majors in series):
+        ks = sorted({k for _, _, passes, majors in series for k in [*passes, *majors]})
+        return Plot("accuracy-k", title, note=f"Every run has pass@k and maj@k at one k only "
+                                              f"(k = {', '.join(map(str, ks))}): nothing to draw against k.")
 
     def paint(figure):
         ax = figure.subplots()
@@ -143,6 +151,8 @@ def robustness_distribution(runs: Sequence[RunData]) -> Plot:
     data = [item for item in data if item[2]]
     if not data:
         return Plot("robustness", title, note="No run has robustness.sets in metrics.json.")
+    if all(len(values) < 2 for _, _, values in data):
+        return Plot("robustness", title, note="Every run has one instance set only: no spread to draw.")
 
     def paint(figure):
         import numpy as np
@@ -222,8 +232,11 @@ def accuracy_vs_tokens(runs: Sequence[RunData]) -> Plot:
     title = "Accuracy vs tokens (binned attempts; ★ = run mean tokens, accuracy)"
     data = [(index, run, token_bins(run), metric(run.metrics, "mean_tokens"), metric(run.metrics, "accuracy"))
             for index, run in enumerate(runs)]
-    if not any(bins or (mean is not None and acc is not None) for _, _, bins, mean, acc in data):
+    points = sum(len(bins) + (mean is not None and acc is not None) for _, _, bins, mean, acc in data)
+    if not points:
         return Plot("accuracy-tokens", title, note="No run has token counts in attempts.jsonl or mean_tokens in metrics.json.")
+    if points < 2:
+        return Plot("accuracy-tokens", title, note="One point only (a single run, all its attempts of one length).")
 
     def paint(figure):
         ax = figure.subplots()
@@ -259,6 +272,8 @@ def accuracy_by_steps(runs: Sequence[RunData]) -> Plot:
     data = [(index, run, steps_series(run.metrics)) for index, run in enumerate(runs)]
     if not any(series for _, _, series in data):
         return Plot("accuracy-steps", title, note="No run has by_steps in metrics.json.")
+    if all(len(series) < 2 for _, _, series in data):
+        return Plot("accuracy-steps", title, note="Every run's problems have one number of steps: nothing to draw against steps.")
 
     def paint(figure):
         ax = figure.subplots()

@@ -3,6 +3,7 @@
 // through textContent (never innerHTML), so it shows as text whatever it contains.
 (function () {
   const data = JSON.parse(document.getElementById("report-data").textContent);
+  if (!data.runs.length) return; // training runs only: no traces, no viewer on the page
   const COL = Object.fromEntries(data.columns.map((name, index) => [name, index]));
   const PAGE_SIZE = 50;
   const TREE_NODE_LIMIT = 2000;

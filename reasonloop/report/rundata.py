@@ -16,7 +16,8 @@ from reasonloop.evaluate.rundir import Run, read_run
 from reasonloop.records import Trace, iter_jsonl_rows
 
 TREES = "trees.jsonl"
-TRAIN_LOG_FIELDS = ("loss", "learning_rate", "reward", "kl", "accuracy")
+TRAIN_LOG_FIELDS = ("loss", "learning_rate", "reward", "kl", "accuracy", "solved_fraction")
+TRAINING_KIND = "train"  # trainers write kind "train-sft", "train-rft", "train-dpo", "train-grpo"
 
 
 @dataclass
@@ -35,12 +36,27 @@ class RunData:
     def suite(self) -> str | None:
         return text_or_none(self.manifest.get("suite")) or text_or_none(self.metrics.get("suite"))
 
+    @property
+    def is_training(self) -> bool:
+        return is_training_kind(self.manifest.get("kind"))
+
+    def train_log_last(self, name: str) -> float | None:
+        """The last logged value of a training-log field, or None if never logged."""
+        return next((row[name] for row in reversed(self.train_log) if name in row), None)
+
+
+def is_training_kind(kind: Any) -> bool:
+    return isinstance(kind, str) and (kind == TRAINING_KIND or kind.startswith(TRAINING_KIND + "-"))
+
 
 def load_run(path: str | Path, name: str | None = None) -> RunData:
     """Load a run directory; raises `RunFormatError` (a user error) only if it is not one."""
     run = read_run(path)
+    notices = list(run.warnings)
+    if is_training_kind(run.manifest.get("kind")) and run.metrics is None:  # trainers write no metrics.json
+        notices = [notice for notice in notices if not notice.endswith(": no metrics file")]
     data = RunData(name=name or run.name, path=run.path, manifest=run.manifest, metrics=run.metrics or {},
-                   traces=run.traces(), train_log=numeric_train_log(run.train_log), notices=list(run.warnings))
+                   traces=run.traces(), train_log=numeric_train_log(run.train_log), notices=notices)
     note_unmatched_records(run, data.notices)
     attach_trees(data)
     return data
