@@ -74,12 +74,37 @@ def test_decontaminate_removes_leaked_gsm8k_test_questions(tmp_path, shared_data
     assert again.flags == [] and (tmp_path / "clean2.jsonl").read_bytes() == out.read_bytes()
 
 
-def test_gsm8k_train_and_test_overlap_is_small_but_found(shared_data):
-    # GSM8K's train and test splits are disjoint problems; 13-gram overlap should flag few
+def every_sixth_word_changed(text: str) -> str:
+    """The same question with no 13 words in a row left as they were (a near miss, not a copy)."""
+    return " ".join("zebra" if i % 6 == 5 else word for i, word in enumerate(text.split()))
+
+
+def test_gsm8k_train_with_planted_test_questions_flags_exactly_those(tmp_path, shared_data):
+    """The real train file with known duplicates of test questions planted in it: each is found
+    (verbatim, re-cased, inside a longer row) and no other row is flagged, the near misses included."""
     test = load_problems(shared_data / "gsm8k" / "test.jsonl", preset="gsm8k", limit=300).records
-    report = check_contamination(shared_data / "gsm8k" / "train.jsonl", {"gsm8k": test})
-    assert report.rows == 7473
-    assert report.by_suite().get("gsm8k", 0) < 0.05 * len(test)
+    train_lines = (shared_data / "gsm8k" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    assert check_contamination(shared_data / "gsm8k" / "train.jsonl", {"gsm8k": test}).flags == []  # disjoint splits
+    planted = {  # line number in the new file -> (test problem, the row that copies it)
+        100: (test[5], {"question": test[5].question, "answer": "#### " + test[5].answer}),
+        2000: (test[42], {"question": test[42].question.upper().replace(",", " ;")}),
+        5000: (test[299], {"messages": [{"role": "user", "content": "Practice first. " + test[299].question + " Go."}]}),
+    }
+    near_misses = {300: test[7], 4000: test[120]}
+    rows = list(train_lines)
+    for line in sorted([*planted, *near_misses]):
+        row = planted[line][1] if line in planted else {"question": every_sixth_word_changed(near_misses[line].question)}
+        rows.insert(line - 1, json.dumps(row))
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    report = check_contamination(path, {"gsm8k": test})
+
+    assert report.rows == 7473 + 5
+    assert [(flag.line, flag.problem_id) for flag in report.flags] == [
+        (line, problem.id) for line, (problem, _) in sorted(planted.items())]
+    assert report.by_suite() == {"gsm8k": 3}
+    assert all(len(flag.ngram.split()) == 13 and flag.ngram in word_ngrams(flag.question) for flag in report.flags)
 
 
 def test_bad_training_file_names_the_line_and_writes_nothing(tmp_path):
