@@ -20,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import reasonloop.pipeline.stages as stages
-from reasonloop.models.base import SamplingParams
+import reasonloop.solve as solve_path
+from reasonloop.search import SolveSettings
 from reasonloop.pipeline.executors import make_executor
 from reasonloop.pipeline.runner import RunContext, StageOutput, fingerprint_path, no_progress
 from reasonloop.pipeline.recipe import parse_recipe
-from reasonloop.pipeline.stages import model_prompt_format, solve_problems, verify_attempts
+from reasonloop.pipeline.stages import generator_spec, model_prompt_format, run_caches
 from reasonloop.sources.datasets import load_problems
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -36,9 +36,9 @@ class ComputeTimer:
 
     def __init__(self) -> None:
         self.seconds = 0.0
-        self.originals = {name: getattr(stages, name) for name in ("generate_chunk", "grade_chunk")}
+        self.originals = {name: getattr(solve_path, name) for name in ("generate_chunk", "grade_chunk")}
         for name, function in self.originals.items():
-            setattr(stages, name, self.timed(function))
+            setattr(solve_path, name, self.timed(function))
 
     def timed(self, function):
         def wrapper(*args, **kwargs):
@@ -60,9 +60,10 @@ def make_model(root: Path, problems) -> StageOutput:
     return StageOutput("model", str(path), fingerprint_path(path))
 
 
-def solve_and_verify(ctx: RunContext, model: StageOutput, problems, params: SamplingParams) -> list:
-    attempts = solve_problems(ctx, model, problems, model_prompt_format(model), params, batch_size=32)
-    return verify_attempts(ctx, attempts, problems)
+def solve_and_verify(ctx: RunContext, model: StageOutput, problems, settings: SolveSettings) -> list:
+    solved = solve_path.solve(problems, generator_spec(model, "auto", 32), settings, prompt_format=model_prompt_format(model),
+                              fingerprint=model.fingerprint, caches=run_caches(ctx))
+    return solved.all_verdicts
 
 
 def main() -> None:
@@ -74,8 +75,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model = make_model(root, problems)
-        params = SamplingParams(n=1, temperature=0.8, max_new_tokens=args.max_new_tokens,
-                                stop=model_prompt_format(model).stop, seed=0)
+        params = SolveSettings(strategy="sample", n=1, temperature=0.8, max_new_tokens=args.max_new_tokens, batch_size=32,
+                               seed=0)
         recipe = parse_recipe({"name": "bench", "stages": []})
         ctx = RunContext(recipe, root / "run", root / "cache", make_executor("inline"), no_progress, log=lambda s: None)
         timer = ComputeTimer()

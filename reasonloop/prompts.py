@@ -32,6 +32,11 @@ class PromptFormat:
     def render_prompt(self, question: str) -> str:
         return self.prompt.format(question=question)
 
+    def message(self, question: str) -> "str | list[dict[str, str]]":
+        """The prompt to send: the rendered text, or a one-message conversation for chat models."""
+        text = self.render_prompt(question)
+        return [{"role": "user", "content": text}] if self.chat else text
+
     def render_target(self, solution: str | None, answer: str) -> str:
         if not solution:
             return self.target.replace("{solution}\n", "").format(solution="", answer=answer)

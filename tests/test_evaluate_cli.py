@@ -130,8 +130,6 @@ def test_eval_counts_only_final_answers_unless_last_number_fallback(tmp_path, gs
     assert json.loads(strict.stdout)["status_counts"]["no_answer"] == 5
 
 
-@pytest.mark.xfail(strict=True, reason="needs the evaluate runner to grade with Suite.grade_options() "
-                                        "(the solve-path refactor); remove this mark when it lands")
 def test_eval_last_number_fallback_counts_bare_numbers(tmp_path, gsm8k_path):
     bare_number_attempts(tmp_path / "attempts.jsonl", suite_problems(load_suite("gsm8k"), data=gsm8k_path, limit=10))
     lenient = runner.invoke(app, ["eval", "--attempts", str(tmp_path / "attempts.jsonl"), "--suite", "gsm8k",

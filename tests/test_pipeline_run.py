@@ -210,7 +210,8 @@ class RecordingGenerator:
 def test_solve_and_evaluate_ask_with_the_models_stop_strings_and_calculator(tmp_path, monkeypatch):
     from reasonloop.pipeline.executors import make_executor
     from reasonloop.pipeline.runner import RunContext, StageOutput, no_progress
-    from reasonloop.pipeline.stages import EvaluateStage, GeneratorSpec, SolveStage
+    from reasonloop.pipeline.stages import EvaluateStage, SolveStage
+    from reasonloop.solve import GeneratorSpec, problem_seed
     from reasonloop.prompts import PromptFormat
     from reasonloop.records import write_records
 
@@ -229,7 +230,8 @@ def test_solve_and_evaluate_ask_with_the_models_stop_strings_and_calculator(tmp_
     output = solve.run(ctx, {"model": model, "problems": problems}, tmp_path / "solve", 7)
     (prompts, params), = generator.asked
     assert prompts == ["Q: 2 times 3?\nA:"]
-    assert (params.n, params.temperature, params.max_new_tokens, params.seed) == (2, 0.5, 40, 7)
+    assert (params.n, params.temperature, params.max_new_tokens) == (2, 0.5, 40)
+    assert params.seed == problem_seed(7, load(path, Problem)[0].id)  # the run seed and the problem's id
     assert params.stop == ("\nQ:",) and params.calculator
     attempts = load(output.path, Attempt)
     assert len(attempts) == 2 and all(a.sampling.calculator and a.sampling.seed == 7 for a in attempts)

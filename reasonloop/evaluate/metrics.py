@@ -17,11 +17,9 @@ import numpy as np
 
 from reasonloop.errors import ReasonloopError
 from reasonloop.records import VERDICT_STATUSES, Attempt, Problem, Verdict
-from reasonloop.text import format_number
+from reasonloop.search import Strategy, get_strategy
 from reasonloop.verify.steps import check_steps
 
-STRATEGIES = ("greedy", "sample", "majority")
-CORRECT_VOTE = "\x00correct"  # every verified-correct sample votes for the reference
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -47,28 +45,9 @@ def bootstrap_ci(
     return [float(low), float(high)]
 
 
-def answer_key(extracted: str | None) -> str | None:
-    """Votes for equal answers must match: '12', '12.0' and ' 12' are one vote."""
-    if extracted is None or not extracted.strip():
-        return None
-    return format_number(extracted.strip())
-
-
 def majority_correct(verdicts: Sequence[Verdict]) -> bool:
-    """Whether the most frequent answer among the samples is correct.
-
-    Correct samples all vote for the reference; the others vote for their extracted
-    answer; samples without an answer (no_answer, timeout, error) abstain. A tie goes to
-    the answer seen first, so the result does not depend on dict order.
-    """
-    votes = Counter()
-    for verdict in verdicts:
-        vote = CORRECT_VOTE if verdict.correct else answer_key(verdict.extracted)
-        if vote is not None and (verdict.correct or verdict.status == "incorrect"):
-            votes[vote] += 1
-    if not votes:
-        return False
-    return votes.most_common(1)[0][0] == CORRECT_VOTE
+    """Whether the majority vote (`reasonloop.search.simple.Majority`) chose a correct sample."""
+    return bool(get_strategy("majority").score(verdicts))
 
 
 @dataclass
@@ -88,13 +67,9 @@ class ProblemResult:
     def n_correct(self) -> int:
         return sum(v.correct for v in self.verdicts)
 
-    def score(self, strategy: str) -> float:
+    def score(self, strategy: Strategy) -> float:
         """The strategy's headline score for this problem."""
-        if strategy == "greedy":
-            return float(self.verdicts[0].correct)
-        if strategy == "majority":
-            return float(majority_correct(self.verdicts))
-        return self.n_correct / self.n
+        return strategy.score(self.verdicts)
 
 
 def group_results(
@@ -138,12 +113,11 @@ def compute_metrics(
     seed: int = 0,
 ) -> dict:
     """metrics.json for one run (see docs/evaluation.md for every field)."""
-    if strategy not in STRATEGIES:
-        raise ReasonloopError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    chosen = get_strategy(strategy)
     results = group_results(problems, attempts, verdicts)
     n_samples = min(r.n for r in results)
     ks = sorted(k for k in (ks or default_ks(n_samples)) if 1 <= k <= n_samples)
-    scores = [r.score(strategy) for r in results]
+    scores = [r.score(chosen) for r in results]
     all_tokens = [t for r in results for t in r.tokens]
     return {
         "suite": suite,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from reasonloop import __version__
-from reasonloop.atomic import atomic_write_json
+from reasonloop.atomic import atomic_write_json, atomic_write_text
 from reasonloop.errors import ReasonloopError
 from reasonloop.records import Attempt, Problem, Record, RecordError, Trace, Verdict, read_records, write_records
 
@@ -37,6 +37,7 @@ VERDICTS = "verdicts.jsonl"
 METRICS = "metrics.json"
 TRAIN_LOG = "train_log.jsonl"
 CACHE_DIR = "cache"
+TREES = "trees.jsonl"  # search strategies: {"problem_id": ..., "tree": {...}} per searched problem
 
 MANIFEST_KEYS = ("format_version", "reasonloop_version", "kind", "suite", "model", "model_fingerprint",
                  "verifier_version", "strategy", "sampling", "seed", "created", "packages", "config")
@@ -88,9 +89,14 @@ def write_manifest(run_dir: str | Path, manifest: dict[str, Any]) -> Path:
 
 
 def write_run(run_dir: str | Path, *, manifest: dict[str, Any], problems: Sequence[Problem],
-              attempts: Sequence[Attempt], verdicts: Sequence[Verdict], metrics: dict[str, Any]) -> Path:
-    """Write every file of a finished run, each atomically; the manifest last, marked complete."""
+              attempts: Sequence[Attempt], verdicts: Sequence[Verdict], metrics: dict[str, Any],
+              trees: dict[str, dict[str, Any]] | None = None) -> Path:
+    """Write every file of a finished run, each atomically; the manifest last, marked complete.
+    `trees`: problem id -> search tree, for strategies that search."""
     run_dir = Path(run_dir)
+    if trees:
+        lines = (json.dumps({"problem_id": pid, "tree": tree}, sort_keys=True) for pid, tree in trees.items())
+        atomic_write_text(run_dir / TREES, "".join(line + "\n" for line in lines))
     write_records(run_dir / PROBLEMS, problems)
     write_records(run_dir / ATTEMPTS, attempts)
     write_records(run_dir / VERDICTS, verdicts)

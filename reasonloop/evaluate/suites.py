@@ -13,20 +13,20 @@ from __future__ import annotations
 import difflib
 import logging
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reasonloop.errors import ReasonloopError
 from reasonloop.models.base import SamplingParams
 from reasonloop.prompts import CHAT_FORMAT, PLAIN_FORMAT, PromptFormat, load_prompt_format
 from reasonloop.records import Problem
+from reasonloop.search import SolveSettings, StrategyError, get_strategy
 from reasonloop.text import normalize_question
 
 log = logging.getLogger(__name__)
 SUITES_DIR = Path(__file__).with_name("suites")
-DEFAULT_SAMPLE_TEMPERATURE = 0.7  # `--strategy sample|majority` on a suite declared greedy
 
 
 class SuiteError(ReasonloopError):
@@ -65,7 +65,7 @@ class Suite(StrictModel):
     description: str = ""
     source: SourceSpec
     prompt: Literal["model", "plain", "chat"] = Field("model", description="model: the format saved with the model")
-    strategy: Literal["greedy", "sample", "majority"] = "greedy"
+    strategy: str = Field("greedy", description="a registered strategy (reasonloop.search)")
     n: int = Field(1, ge=1, description="samples per problem (sample / majority)")
     sampling: SamplingSpec = SamplingSpec()
     ks: list[int] | None = Field(None, description="k values for pass@k / maj@k (default: powers of 2 up to n)")
@@ -73,18 +73,35 @@ class Suite(StrictModel):
     last_number_fallback: bool = Field(False, description="also take a completion's last number when it states no "
                                                           "final answer (for models without the answer format)")
 
+    @field_validator("strategy")
+    @classmethod
+    def registered_strategy(cls, name: str) -> str:
+        try:
+            get_strategy(name)
+        except StrategyError as exc:  # pydantic names the field for a ValueError
+            raise ValueError(str(exc)) from None
+        return name
+
     def with_strategy(self, strategy: str | None = None, n: int | None = None) -> "Suite":
-        """The suite as run: greedy means one sample at temperature 0; sampling needs heat."""
+        """The suite as run, with the settings its strategy fixes (greedy: one sample at temperature 0)."""
         strategy = strategy or self.strategy
         n = n or (self.n if strategy != "greedy" else 1)
-        sampling = self.sampling
-        if strategy == "greedy":
-            if n != 1:
-                raise SuiteError(f"--strategy greedy draws one sample per problem; use sample or majority for --n {n}")
-            sampling = sampling.model_copy(update={"temperature": 0.0})
-        elif sampling.temperature == 0:
-            sampling = sampling.model_copy(update={"temperature": DEFAULT_SAMPLE_TEMPERATURE})
-        return self.model_copy(update={"strategy": strategy, "n": n, "sampling": sampling})
+        s = self.sampling
+        try:
+            fixed = get_strategy(strategy).prepare(SolveSettings(strategy=strategy, n=n, temperature=s.temperature))
+        except StrategyError as exc:
+            raise SuiteError(str(exc)) from None
+        sampling = s.model_copy(update={"temperature": fixed.temperature})
+        return self.model_copy(update={"strategy": strategy, "n": fixed.n, "sampling": sampling})
+
+    def solve_settings(self, *, batch_size: int, budget: int | None = None) -> SolveSettings:
+        s = self.sampling
+        return SolveSettings(strategy=self.strategy, n=self.n, temperature=s.temperature, top_p=s.top_p,
+                             max_new_tokens=s.max_new_tokens, seed=s.seed, budget=budget, batch_size=batch_size)
+
+    def grade_options(self) -> dict[str, Any]:
+        """Keyword arguments of `verify.grade_batch` for this suite."""
+        return {"last_number_fallback": True} if self.last_number_fallback else {}
 
     def sampling_params(self, stop: tuple[str, ...] = (), calculator: bool = False) -> SamplingParams:
         s = self.sampling

@@ -8,7 +8,7 @@ prompt, `params.n` completions. Prompts are plain strings or chat message lists
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Protocol, Sequence, Union, runtime_checkable
 
 ChatMessages = list[dict[str, str]]
@@ -56,6 +56,7 @@ class Completion:
     finish_reason: str = "stop"  # "stop" | "length" | "error"
     logprob: float | None = None  # sum of token log-probabilities, where the backend gives them
     error: str | None = None  # set (with finish_reason="error") when this item failed
+    stop_reason: str | None = None  # the stop string that ended it (None: end of text, length or error)
 
 
 @runtime_checkable
@@ -93,10 +94,38 @@ class ModelSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """Cut `text` at the first stop string; return (text, whether a stop was hit)."""
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
-    return (text[:cut], True) if cut >= 0 else (text, False)
+Request = tuple[Prompt, SamplingParams]
+
+
+def generate_each(generator: Generator, requests: Sequence[Request]) -> list[list[Completion]]:
+    """Each prompt with its own params (say, its own seed): in one batched call where the backend
+    has `generate_requests`, else one call per run of requests that share their params (greedy
+    requests that differ only in their seed share one call: the seed changes nothing there)."""
+    batched = getattr(generator, "generate_requests", None)
+    if batched is not None:
+        return batched(list(requests))
+    results: list[list[Completion]] = []
+    start = 0
+    while start < len(requests):
+        end = start
+        while end < len(requests) and same_decoding(requests[end][1], requests[start][1]):
+            end += 1
+        results.extend(generator.generate([prompt for prompt, _ in requests[start:end]], requests[start][1]))
+        start = end
+    return results
+
+
+def same_decoding(a: SamplingParams, b: SamplingParams) -> bool:
+    return a == b or (a.temperature == 0 and replace(a, seed=b.seed) == b)
+
+
+def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, str | None]:
+    """Cut `text` at the first stop string; return (text, the stop string that was hit, or None)."""
+    found = [(i, s) for i, s in ((text.find(s), s) for s in stop if s) if i >= 0]
+    if not found:
+        return text, None
+    cut, matched = min(found, key=lambda item: item[0])
+    return text[:cut], matched
 
 
 def sample_seed(seed: int, prompt_text: str, sample_index: int) -> int:

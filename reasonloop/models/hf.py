@@ -427,7 +427,7 @@ class HFGenerator:
         text, hit = apply_stop(text, params.stop)
         count = self._tokens_covering(token_ids, len(text)) if hit else len(token_ids)
         logprob = float(token_logprobs[:count].sum()) if token_logprobs is not None else None
-        return Completion(text, count, "stop" if hit or stopped else "length", logprob)
+        return Completion(text, count, "stop" if hit or stopped else "length", logprob, stop_reason=hit)
 
     def _tokens_covering(self, token_ids: list[int], chars: int) -> int:
         """Fewest leading tokens whose text is at least `chars` long (binary search on decode)."""

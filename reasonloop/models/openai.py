@@ -148,15 +148,21 @@ class OpenAIGenerator:
         return f"openai:{self.base_url}#{self.model_name}"
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        if params.calculator and not all(isinstance(prompt, str) for prompt in prompts):
+        return self.generate_requests([(prompt, params) for prompt in prompts])
+
+    def generate_requests(self, requests: Sequence[tuple[Prompt, SamplingParams]]) -> list[list[Completion]]:
+        """Each prompt with its own params; one request per sample, `concurrency` in flight."""
+        if any(params.calculator and not isinstance(prompt, str) for prompt, params in requests):
             raise ModelError(f"{self.base_url}: calculator decoding continues the text after each call, "
                              "which needs plain-text prompts, not chat messages")
-        seed = random.getrandbits(62) if params.seed is None else params.seed
-        jobs = [(prompt, sample_seed(seed, prompt_key(prompt), j) % SEED_LIMIT) for prompt in prompts for j in range(params.n)]
+        jobs = []
+        for prompt, params in requests:
+            seed = random.getrandbits(62) if params.seed is None else params.seed
+            jobs += [(prompt, params, sample_seed(seed, prompt_key(prompt), j) % SEED_LIMIT) for j in range(params.n)]
         outage = _Outage()
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            done = list(pool.map(lambda job: self._one(job[0], params, job[1], outage), jobs))
-        return [done[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
+            done = iter(pool.map(lambda job: self._one(job[0], job[1], job[2], outage), jobs))
+        return [[next(done) for _ in range(params.n)] for _, params in requests]
 
     def _one(self, prompt: Prompt, params: SamplingParams, seed: int, outage: "_Outage") -> Completion:
         if params.calculator:

@@ -7,7 +7,8 @@ one batch (`generate_requests` on the hf backend), so eight concurrent clients c
 one batched decode, not eight.
 
 Endpoints: `GET /v1/models`, `POST /v1/completions`, `POST /v1/chat/completions` (no
-streaming). Log-probabilities come back as one entry per choice holding the sum over the
+streaming; each choice says which stop string ended it in `stop_reason`, as vLLM does),
+and `POST /v1/reload` `{"model": PATH}` to serve another checkpoint (self-training rounds). Log-probabilities come back as one entry per choice holding the sum over the
 completion's tokens. The `model` field of a request is accepted whatever it says.
 
     reasonloop serve runs/tiny --port 8000
@@ -21,13 +22,14 @@ import queue
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reasonloop.models.base import Completion, Generator, Prompt, SamplingParams
+from reasonloop.models.base import Completion, Generator, Prompt, SamplingParams, generate_each
 
 Item = tuple[Prompt, SamplingParams, "Future[list[Completion]]"]
 
@@ -70,13 +72,29 @@ class ChatRequest(_Sampling):
     max_completion_tokens: Optional[int] = Field(None, ge=1)
 
 
+class ReloadRequest(BaseModel):
+    model: str = Field(description="The checkpoint to serve from now on (same backend and options).")
+    name: Optional[str] = Field(None, description="The model id to serve it under (default: its directory name).")
+
+
+@dataclass
+class ServedModel:
+    model_id: str
+
+
 class Batcher:
     """Hands requests that arrive while the generator is busy to it as one batch."""
 
     def __init__(self, generator: Generator, window_s: float = 0.002, max_requests: int = 256) -> None:
         self.generator, self.window_s, self.max_requests = generator, window_s, max_requests
         self.queue: "queue.Queue[Item]" = queue.Queue()
+        self.lock = threading.Lock()
         threading.Thread(target=self._loop, name="reasonloop-batcher", daemon=True).start()
+
+    def swap(self, generator: Generator) -> None:
+        """Serve `generator` from the next batch on; the batch in flight finishes on the old one."""
+        with self.lock:
+            self.generator = generator
 
     def submit(self, prompt: Prompt, params: SamplingParams) -> "Future[list[Completion]]":
         future: Future[list[Completion]] = Future()
@@ -93,27 +111,28 @@ class Batcher:
                 except queue.Empty:
                     break
             try:
-                for (_, _, future), result in zip(pending, self._generate(pending)):
+                with self.lock:
+                    results = self._generate(pending)
+                for (_, _, future), result in zip(pending, results):
                     future.set_result(result)
             except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
                 for _, _, future in pending:
                     future.set_exception(exc)
 
     def _generate(self, pending: list[Item]) -> list[list[Completion]]:
-        requests = [(prompt, params) for prompt, params, _ in pending]
-        if hasattr(self.generator, "generate_requests"):
-            return self.generator.generate_requests(requests)
-        return [self.generator.generate([prompt], params)[0] for prompt, params in requests]
+        return generate_each(self.generator, [(prompt, params) for prompt, params, _ in pending])
 
 
-def create_app(generator: Generator, model_id: str):
-    """The FastAPI app serving `generator` under the name `model_id`."""
+def create_app(generator: Generator, model_id: str, loader: Optional[Callable[[str], Generator]] = None):
+    """The FastAPI app serving `generator` under the name `model_id`; with `loader`, `POST /v1/reload`
+    swaps in another checkpoint (self-training rounds sample each round's new weights)."""
     from fastapi import FastAPI
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse
 
     app = FastAPI(title="reasonloop serve", version="1")
     batcher = Batcher(generator)
+    state = ServedModel(model_id)
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": {"message": message, "type": "invalid_request_error" if status < 500 else "server_error", "code": status}}, status)
@@ -141,9 +160,21 @@ def create_app(generator: Generator, model_id: str):
         completion_tokens = sum(c.tokens for row in results for c in row)
         return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
 
+    @app.post("/v1/reload")
+    async def reload(request: ReloadRequest):
+        if loader is None:
+            return error(400, "this server was started without a loader: it cannot reload")
+        try:
+            new = await run_in_threadpool(loader, request.model)
+        except Exception as exc:  # noqa: BLE001 - a bad path or broken checkpoint: the old model keeps serving
+            return error(400, f"cannot load {request.model}: {type(exc).__name__}: {exc}")
+        await run_in_threadpool(batcher.swap, new)
+        state.model_id = request.name or default_model_id(request.model)
+        return {"model": state.model_id, "fingerprint": new.fingerprint()}
+
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": model_id, "object": "model", "created": 0, "owned_by": "reasonloop"}]}
+        return {"object": "list", "data": [{"id": state.model_id, "object": "model", "created": 0, "owned_by": "reasonloop"}]}
 
     @app.post("/v1/completions")
     async def completions(request: CompletionRequest):
@@ -152,10 +183,10 @@ def create_app(generator: Generator, model_id: str):
         if failure is not None:
             return failure
         choices = [
-            {"index": i, "text": c.text, "finish_reason": c.finish_reason, "logprobs": completion_logprobs(c) if request.logprobs is not None else None}
+            {"index": i, "text": c.text, "finish_reason": c.finish_reason, "stop_reason": c.stop_reason, "logprobs": completion_logprobs(c) if request.logprobs is not None else None}
             for i, c in enumerate(c for row in results for c in row)
         ]
-        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": model_id,
+        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": state.model_id,
                 "choices": choices, "usage": usage(prompts, results)}
 
     @app.post("/v1/chat/completions")
@@ -167,10 +198,11 @@ def create_app(generator: Generator, model_id: str):
             return failure
         choices = [
             {"index": i, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason,
+             "stop_reason": c.stop_reason,
              "logprobs": chat_logprobs(c) if request.logprobs else None}
             for i, c in enumerate(results[0])
         ]
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()), "model": model_id,
+        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()), "model": state.model_id,
                 "choices": choices, "usage": usage([messages], results)}
 
     return app
@@ -199,7 +231,27 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, name: str | 
 
     from reasonloop.models import load_generator
 
-    generator = load_generator(model, backend=backend, **options)
+    def loader(path: str) -> Generator:
+        return load_generator(path, backend=backend, **options)
+
     model_id = name or default_model_id(model)
     print(f"serving {model} as {model_id!r} at http://{host}:{port}/v1", flush=True)
-    uvicorn.run(create_app(generator, model_id), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(loader(model), model_id, loader), host=host, port=port, log_level="warning")
+
+
+def reload_server(base_url: str, model: str | Path, *, timeout_s: float = 600.0) -> dict[str, Any]:
+    """Ask a `reasonloop serve` at `base_url` (…/v1) to serve checkpoint `model` from now on."""
+    import httpx
+
+    from reasonloop.models.base import ModelError
+
+    url = base_url.rstrip("/") + "/reload"
+    try:
+        response = httpx.post(url, json={"model": str(model)}, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise ModelError(f"cannot reach {url} to load {model}: {exc}") from exc
+    if response.status_code != 200:
+        detail = response.json().get("error", {}).get("message", response.text) if response.headers.get(
+            "content-type", "").startswith("application/json") else response.text
+        raise ModelError(f"{url} did not load {model} (HTTP {response.status_code}): {detail[:300]}")
+    return response.json()

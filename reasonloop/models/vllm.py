@@ -74,27 +74,31 @@ class VLLMGenerator:
         return self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        if params.calculator:
+        return self.generate_requests([(prompt, params) for prompt in prompts])
+
+    def generate_requests(self, requests: Sequence[tuple[Prompt, SamplingParams]]) -> list[list[Completion]]:
+        """Each prompt with its own params, all in one `LLM.generate` call."""
+        if any(params.calculator for _, params in requests):
             raise ModelError(f"model {self.model_name}: calculator decoding (`<<EXPR=` calls) is supported by the hf "
                              "backend and by the openai backend with a vLLM server, not by in-process vllm")
         import vllm
 
-        seed = random.getrandbits(62) if params.seed is None else params.seed
-        results: list[list[Completion]] = [[] for _ in prompts]
-        texts, requests, where = [], [], []
-        for index, prompt in enumerate(prompts):
+        results: list[list[Completion]] = [[] for _ in requests]
+        texts, sampling, where = [], [], []
+        for index, (prompt, params) in enumerate(requests):
             text = self.render(prompt)
             length = len(self.tokenizer(text)["input_ids"])
             if length >= self.context_window:
                 message = f"prompt {index} has {length} tokens; model {self.model_name} has a context window of {self.context_window} tokens"
                 results[index] = [Completion("", 0, "error", error=message) for _ in range(params.n)]
                 continue
+            seed = random.getrandbits(62) if params.seed is None else params.seed
             kwargs = vllm_sampling_kwargs(params, sample_seed(seed, text, 0) % SEED_LIMIT)
             kwargs["max_tokens"] = min(kwargs["max_tokens"], self.context_window - length)
             texts.append(text)
-            requests.append(vllm.SamplingParams(**kwargs))
+            sampling.append(vllm.SamplingParams(**kwargs))
             where.append(index)
         if texts:
-            for index, output in zip(where, self.llm.generate(texts, requests, use_tqdm=False)):
-                results[index] = [to_completion(o, params) for o in output.outputs]
+            for index, output in zip(where, self.llm.generate(texts, sampling, use_tqdm=False)):
+                results[index] = [to_completion(o, requests[index][1]) for o in output.outputs]
         return results

@@ -9,20 +9,21 @@ imported inside `run`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, is_dataclass, replace
-from functools import partial
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from reasonloop.cache import item_key, map_cached
+from reasonloop.cache import item_key
 from reasonloop.errors import ReasonloopError
-from reasonloop.models.base import SamplingParams
+from reasonloop.search import SolveSettings, StrategyError, get_strategy
+from reasonloop.solve import (CachedSampler, GeneratorSpec, SolveCaches, Solved, grade_attempts, prepare,
+                              sampling_params, solve)
 from reasonloop.pipeline.recipe import RecipeError, StageConfig, register_stage, unknown
 from reasonloop.pipeline.runner import RunContext, StageOutput, fingerprint_path
 from reasonloop.prompts import PromptFormat, load_prompt_format
-from reasonloop.records import Attempt, Problem, SamplingRecord, Verdict, load, write_records
+from reasonloop.records import Attempt, Problem, Verdict, load, write_records
 from reasonloop.text import normalize_question
 
 
@@ -246,57 +247,10 @@ class GRPOStage(TrainStage):
 # ---------------------------------------------------------------- solve & verify (per item)
 
 
-@dataclass(frozen=True)
-class GeneratorSpec:
-    """How to load a generator; picklable, so workers (processes, Ray) load it themselves once."""
-
-    model: str
-    backend: str = "auto"
-    options: tuple[tuple[str, Any], ...] = ()
-
-    def load(self):
-        key = (self.model, self.backend, self.options)
-        if key not in LOADED_GENERATORS:
-            from reasonloop.models import load_generator
-
-            LOADED_GENERATORS[key] = load_generator(self.model, backend=self.backend, **dict(self.options))
-        return LOADED_GENERATORS[key]
-
-    @property
-    def remote(self) -> bool:
-        return self.backend == "openai" or (self.backend == "auto" and self.model.startswith(("http://", "https://")))
-
-
-LOADED_GENERATORS: dict[tuple, Any] = {}
-
-
-def cached_map(ctx: RunContext, namespace: str, items: list, keys: list[str], compute, *, batch_size: int,
-               label: str, runner) -> list:
-    """`map_cached` in the run's cache namespace, with a progress bar over the distinct items."""
-    cache = ctx.cache(namespace, keys)
-    distinct = set(keys)
-    advance = ctx.progress(label, len(distinct), sum(key in cache for key in distinct))
-    values = map_cached(items, keys, compute, cache, batch_size=batch_size, on_batch=advance, runner=runner)
-    ctx.report_corruption(cache)
-    return values
-
-
-def generate_chunk(items: list[tuple[str, str, Any]], *, spec: GeneratorSpec, params: SamplingParams,
-                   model_fp: str) -> list[list[dict]]:
-    """Attempts (as dicts) for each (key, problem id, prompt) item: `params.n` each."""
-    completions = spec.load().generate([prompt for _, _, prompt in items], params)
-    record = SamplingRecord.of(params)
-    return [
-        [Attempt(problem_id=pid, prompt=prompt_text(prompt), completion=c.text, model=model_fp, sampling=record,
-                 sample_index=j, tokens=c.tokens, finish_reason=c.finish_reason, logprob=c.logprob,
-                 error=c.error).model_dump()
-         for j, c in enumerate(samples)]
-        for (_, pid, prompt), samples in zip(items, completions)
-    ]
-
-
-def prompt_text(prompt: Any) -> str:
-    return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+def run_caches(ctx: RunContext) -> SolveCaches:
+    """The solve path's caches in the run's cache folder, batches on the run's executor."""
+    return SolveCaches(cache_for=ctx.cache, runner=ctx.executor, progress=ctx.progress,
+                       on_cache=ctx.report_corruption)
 
 
 def model_prompt_format(model: StageOutput) -> PromptFormat:
@@ -304,47 +258,14 @@ def model_prompt_format(model: StageOutput) -> PromptFormat:
     return load_prompt_format(model.path if Path(model.path).is_dir() else None)
 
 
-def solve_problems(ctx: RunContext, model: StageOutput, problems: list[Problem], fmt: PromptFormat,
-                   params: SamplingParams, *, backend: str = "auto", batch_size: int = 64,
-                   label: str = "solve") -> list[Attempt]:
-    """Sample `params.n` attempts per problem, prompted in `fmt`, cached per problem."""
-    spec = GeneratorSpec(model.path, backend, (("batch_size", batch_size),) if not model.meta.get("remote") else ())
-    prompts = [[{"role": "user", "content": fmt.render_prompt(p.question)}] if fmt.chat else fmt.render_prompt(p.question)
-               for p in problems]
-    keys = [item_key("solve", p.id, prompt, params, model.fingerprint, batch_size) for p, prompt in zip(problems, prompts)]
-    compute = partial(generate_chunk, spec=spec, params=params, model_fp=model.fingerprint)
-    runner = ctx.executor if spec.remote else None  # a local model is loaded once, in this process
-    items = list(zip(keys, (p.id for p in problems), prompts))
-    values = cached_map(ctx, "solve", items, keys, compute, batch_size=batch_size, label=label, runner=runner)
-    return [Attempt.model_validate(a) for samples in values for a in samples]
+def generator_spec(model: StageOutput, backend: str, batch_size: int) -> GeneratorSpec:
+    local = () if model.meta.get("remote") else (("batch_size", batch_size),)
+    return GeneratorSpec(model.path, backend, local)
 
 
-def grade_chunk(pairs: list[tuple[str, str]], *, kind: str, timeout: float, workers: int | None,
-                last_number_fallback: bool = False) -> list[dict]:
-    from reasonloop.verify import grade_batch
-
-    return [v.model_dump() for v in grade_batch(pairs, kind=kind, timeout=timeout, workers=workers,
-                                                last_number_fallback=last_number_fallback)]
-
-
-def verify_attempts(ctx: RunContext, attempts: list[Attempt], problems: list[Problem], *, kind: str = "auto",
-                    timeout: float = 5.0, batch_size: int = 256, label: str = "verify",
-                    last_number_fallback: bool = False) -> list[Verdict]:
-    """One verdict per attempt, cached by (completion, reference, verifier version)."""
-    from reasonloop.verify import VERIFIER_VERSION
-
-    answers = {p.id: p.answer for p in problems}
-    missing = sorted({a.problem_id for a in attempts} - set(answers))
-    if missing:
-        raise ReasonloopError(f"verify: {len(missing)} attempts name problems that are not in the problem set, e.g. {missing[0]!r}")
-    pairs = [(a.completion, answers[a.problem_id]) for a in attempts]
-    keys = [item_key("verify", c, r, kind, timeout, VERIFIER_VERSION, last_number_fallback) for c, r in pairs]
-    in_workers = getattr(ctx.executor, "name", "inline") != "inline"
-    compute = partial(grade_chunk, kind=kind, timeout=timeout, workers=1 if in_workers else None,
-                      last_number_fallback=last_number_fallback)
-    values = cached_map(ctx, "verify", pairs, keys, compute, batch_size=batch_size, label=label, runner=ctx.executor)
-    return [Verdict.model_validate({**v, "problem_id": a.problem_id, "sample_index": a.sample_index})
-            for a, v in zip(attempts, values)]
+def grade_options(kind: str, last_number_fallback: bool, timeout: float = 5.0) -> dict[str, Any]:
+    """Keyword arguments of `verify.grade_batch` (part of the verify cache's keys)."""
+    return {"kind": kind, "timeout": timeout, "last_number_fallback": last_number_fallback}
 
 
 LAST_NUMBER_HELP = "Also take a completion's last number when it states no final answer (for models without the format)."
@@ -361,10 +282,15 @@ class SamplingFields(StageConfig):
     backend: Literal["auto", "hf", "openai", "vllm"] = Field("auto", description="Model backend.")
     limit: int | None = Field(None, ge=1, description="Only the first N problems.")
 
-    def sampling(self, seed: int, fmt: PromptFormat) -> SamplingParams:
-        """These settings, with the stop strings and calculator of the model's prompt format."""
-        return SamplingParams(n=self.samples, temperature=self.temperature, top_p=self.top_p,
-                              max_new_tokens=self.max_new_tokens, seed=seed, **fmt.decoding())
+    def solve_settings(self, seed: int, strategy: str) -> SolveSettings:
+        return SolveSettings(strategy=strategy, n=self.samples, temperature=self.temperature, top_p=self.top_p,
+                             max_new_tokens=self.max_new_tokens, seed=seed, batch_size=self.batch_size)
+
+    def solve(self, ctx: RunContext, model: StageOutput, problems: list[Problem], seed: int, *, strategy: str,
+              label: str, grading: dict[str, Any]) -> Solved:
+        return solve(problems, generator_spec(model, self.backend, self.batch_size),
+                     self.solve_settings(seed, strategy), prompt_format=model_prompt_format(model),
+                     fingerprint=model.fingerprint, caches=run_caches(ctx), grade_options=grading, label=label)
 
 
 @register_stage("solve")
@@ -380,9 +306,12 @@ class SolveStage(SamplingFields):
 
     def run(self, ctx, inputs, out_dir, seed):
         problems = load(inputs["problems"].path, Problem)[: self.limit]
-        fmt = model_prompt_format(inputs["model"])
-        attempts = solve_problems(ctx, inputs["model"], problems, fmt, self.sampling(seed, fmt), backend=self.backend,
-                                  batch_size=self.batch_size, label=self.name)
+        strategy = "greedy" if self.samples == 1 and self.temperature == 0 else "sample"
+        sampler = CachedSampler(generator_spec(inputs["model"], self.backend, self.batch_size),
+                                model_prompt_format(inputs["model"]), inputs["model"].fingerprint, run_caches(ctx),
+                                label=self.name)
+        settings = prepare(self.solve_settings(seed, strategy))[1]
+        attempts = [a for samples in sampler.sample(problems, settings.n, settings) for a in samples]
         path = write_records(out_dir / "attempts.jsonl", attempts)
         return StageOutput("attempts", str(path), fingerprint_path(path), {"problems": inputs["problems"].path})
 
@@ -404,9 +333,8 @@ class VerifyStage(StageConfig):
     def run(self, ctx, inputs, out_dir, seed):
         source = inputs["attempts"]
         attempts, problems = load(source.path, Attempt), load(source.meta["problems"], Problem)
-        verdicts = verify_attempts(ctx, attempts, problems, kind=self.grader, timeout=self.timeout,
-                                   batch_size=self.batch_size, label=self.name,
-                                   last_number_fallback=self.last_number_fallback)
+        verdicts = grade_attempts(problems, attempts, caches=run_caches(ctx), label=self.name,
+                                  options=grade_options(self.grader, self.last_number_fallback, self.timeout))
         path = write_records(out_dir / "verdicts.jsonl", verdicts)
         summary = {"correct": round(sum(v.correct for v in verdicts) / max(len(verdicts), 1), 4)}
         return StageOutput("verdicts", str(path), fingerprint_path(path),
@@ -426,9 +354,26 @@ class EvaluateStage(SamplingFields):
 
     model: str = Field(description="Model stage or 'base'.")
     problems: list[str] = Field(description="Problems stages, each evaluated as one suite.")
-    strategy: Literal["greedy", "sample", "majority"] = Field("greedy", description="How samples become a score.")
+    strategy: str = Field("greedy", description="A registered strategy (`reasonloop strategies`): how candidates are "
+                                                "drawn and one answer chosen.")
+    budget: int | None = Field(None, gt=0, description="Generated tokens the strategy may spend per problem.")
     grader: Literal["auto", "math", "numeric"] = "auto"
     last_number_fallback: bool = Field(False, description=LAST_NUMBER_HELP)
+
+    @field_validator("strategy")
+    @classmethod
+    def registered_strategy(cls, name: str) -> str:
+        try:
+            get_strategy(name)
+        except StrategyError as exc:  # pydantic names the field for a ValueError
+            raise ValueError(str(exc)) from None
+        return name
+
+    def preflight(self) -> None:
+        prepare(self.solve_settings(0, self.strategy))
+
+    def solve_settings(self, seed: int, strategy: str) -> SolveSettings:
+        return replace(super().solve_settings(seed, strategy), budget=self.budget)
 
     def run(self, ctx, inputs, out_dir, seed):
         from reasonloop.evaluate.metrics import compute_metrics
@@ -436,20 +381,20 @@ class EvaluateStage(SamplingFields):
 
         model, summary = inputs["model"], {}
         fmt = model_prompt_format(model)
-        params = self.sampling(seed, fmt)
+        settings = prepare(self.solve_settings(seed, self.strategy))[1]
+        params = sampling_params(settings, fmt, settings.n)
         for name, source in zip(self.problems, inputs["problems"]):
             problems = load(source.path, Problem)[: self.limit]
-            attempts = solve_problems(ctx, model, problems, fmt, params, backend=self.backend,
-                                      batch_size=self.batch_size, label=f"{self.name}:{name}")
-            verdicts = verify_attempts(ctx, attempts, problems, kind=self.grader, label=f"{self.name}:{name} verify",
-                                       last_number_fallback=self.last_number_fallback)
+            solved = self.solve(ctx, model, problems, seed, strategy=self.strategy, label=f"{self.name}:{name}",
+                                grading=grade_options(self.grader, self.last_number_fallback))
+            attempts, verdicts = solved.attempts, solved.all_verdicts
             metrics = compute_metrics(problems, attempts, verdicts, suite=name, strategy=self.strategy, seed=seed)
             manifest = make_manifest(kind="eval", suite=name, model=model.path, model_fingerprint=model.fingerprint,
                                      verifier_version=verdicts[0].verifier if verdicts else None,
                                      strategy=self.strategy, sampling=params.to_dict(), seed=seed,
                                      config=self.model_dump(mode="json"), stage=self.name, round=ctx.round)
-            write_run(out_dir / f"{self.name}.{name}", manifest=manifest, problems=problems, attempts=attempts, verdicts=verdicts,
-                      metrics=metrics)
+            write_run(out_dir / f"{self.name}.{name}", manifest=manifest, problems=problems, attempts=attempts,
+                      verdicts=verdicts, metrics=metrics, trees=solved.trees())
             summary[name] = round(metrics["accuracy"], 4)
         runs = [f"{self.name}.{name}" for name in self.problems]
         return StageOutput("eval", str(out_dir), item_key(summary, model.fingerprint, seed)[:32],
@@ -488,4 +433,4 @@ def report_run_dirs(outputs: list[StageOutput]) -> list[Path]:
     return found
 
 
-__all__ = ["GeneratorSpec", "model_prompt_format", "solve_problems", "verify_attempts"]
+__all__ = ["model_prompt_format", "run_caches"]

@@ -190,19 +190,13 @@ def target_text(problem: Problem, prompt_format: PromptFormat, *, annotations: b
     return prompt_format.render_target(solution, problem.answer)
 
 
-def prompt_value(question: str, prompt_format: PromptFormat):
-    """The prompt as TRL wants it: text, or a one-message conversation for chat models."""
-    text = prompt_format.render_prompt(question)
-    return [{"role": "user", "content": text}] if prompt_format.chat else text
-
-
 def completion_value(text: str, prompt_format: PromptFormat):
     return [{"role": "assistant", "content": text.strip()}] if prompt_format.chat else text
 
 
 def sft_rows(problems: Sequence[Problem], prompt_format: PromptFormat, *, annotations: bool) -> list[dict]:
     return [
-        {"prompt": prompt_value(p.question, prompt_format),
+        {"prompt": prompt_format.message(p.question),
          "completion": completion_value(target_text(p, prompt_format, annotations=annotations), prompt_format)}
         for p in problems
     ]

@@ -32,6 +32,8 @@ class DPOSettings(common.TrainSettings):
         pairs_per_problem: at most this many (chosen, rejected) pairs per problem.
         max_new_tokens: generation limit per attempt.
         max_length: longest tokenized prompt + completion kept.
+        server: sample the attempts from an OpenAI-compatible server holding the starting model (…/v1)
+            instead of in this process.
     """
 
     learning_rate: float = 5e-5
@@ -43,6 +45,7 @@ class DPOSettings(common.TrainSettings):
     pairs_per_problem: int = 1
     max_new_tokens: int = 192
     max_length: int = 512
+    server: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,14 +72,15 @@ def preference_pairs(graded: Sequence[Graded], pairs_per_problem: int) -> list[t
 
 
 def train_dpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
-              settings: DPOSettings = DPOSettings()) -> Path:
+              settings: DPOSettings | None = None) -> Path:
     """Sample, pair, and train with DPO; returns `out_dir` (a standard HF dir)."""
+    settings = settings or DPOSettings()
     from trl import DPOConfig, DPOTrainer
 
     common.check_problems(problems, "dpo")
     out_dir = Path(out_dir)
     graded = sample_and_grade(model, problems, k=settings.k, temperature=settings.temperature, seed=settings.seed,
-                              max_new_tokens=settings.max_new_tokens)
+                              max_new_tokens=settings.max_new_tokens, server=settings.server)
     write_graded(graded, out_dir / "attempts.jsonl", out_dir / "verdicts.jsonl")
     pairs = preference_pairs(graded, settings.pairs_per_problem)
     if not pairs:
@@ -88,7 +92,7 @@ def train_dpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Pat
     lora = common.use_lora(settings, loaded.model)
     reference = None if lora else common.load_for_training(model).model.eval()  # LoRA: the adapter-free base
     fmt = loaded.prompt_format
-    rows = [{"prompt": common.prompt_value(p.question, fmt), "chosen": common.completion_value(chosen, fmt),
+    rows = [{"prompt": fmt.message(p.question), "chosen": common.completion_value(chosen, fmt),
              "rejected": common.completion_value(rejected, fmt)} for p, chosen, rejected in pairs]
     config = DPOConfig(**settings.trainer_args(out_dir), per_device_train_batch_size=settings.batch_size,
                        beta=settings.beta, loss_type=[settings.loss_type], max_length=settings.max_length)

@@ -1,4 +1,4 @@
-"""Greedy held-out accuracy of a checkpoint, and McNemar's test to compare two checkpoints.
+"""Greedy held-out accuracy of a checkpoint (McNemar's test to compare two is in `reasonloop.stats`).
 
     from reasonloop.train import evaluate_accuracy, mcnemar
     before, after = evaluate_accuracy("runs/sft", heldout), evaluate_accuracy("runs/rft", heldout)
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Sequence
 
 from reasonloop.records import Problem
-from reasonloop.train.common import prompt_value
 
 
 @dataclass
@@ -50,18 +49,15 @@ class AccuracyReport:
 
 
 def evaluate_accuracy(model_dir: str | Path, problems: Sequence[Problem], *, batch_size: int = 64,
-                      max_new_tokens: int = 192) -> AccuracyReport:
-    """Greedy accuracy of `model_dir` on `problems`, asked in the model's saved prompt format."""
-    from reasonloop.models.hf import HFGenerator
+                      max_new_tokens: int = 192, server: str | None = None) -> AccuracyReport:
+    """Greedy accuracy of `model_dir` on `problems`, asked in the model's saved prompt format
+    (through a server holding the checkpoint when `server` is an OpenAI-compatible URL)."""
     from reasonloop.prompts import load_prompt_format
-    from reasonloop.models.base import SamplingParams
-    from reasonloop.verify import grade_batch
+    from reasonloop.search import SolveSettings
+    from reasonloop.solve import solve
+    from reasonloop.train.sampling import checkpoint_generator
 
-    prompt_format = load_prompt_format(model_dir)
-    generator = HFGenerator(model_dir, batch_size=batch_size)
-    params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, **prompt_format.decoding())
-    outputs = generator.generate([prompt_value(p.question, prompt_format) for p in problems], params)
-    texts = [samples[0].text for samples in outputs]
-    verdicts = grade_batch([(text, p.answer) for text, p in zip(texts, problems)])
-    return AccuracyReport(str(model_dir), [v.correct for v in verdicts],
-                          [p.meta.get("steps") for p in problems], texts)
+    settings = SolveSettings(strategy="greedy", max_new_tokens=max_new_tokens, batch_size=batch_size)
+    solved = solve(problems, checkpoint_generator(model_dir, server, batch_size), settings, prompt_format=load_prompt_format(model_dir), label="evaluating")
+    texts = [result.candidates[0].completion for result in solved.results]
+    return AccuracyReport(str(model_dir), solved.correct(), [p.meta.get("steps") for p in problems], texts)

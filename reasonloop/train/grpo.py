@@ -42,6 +42,8 @@ class GRPOSettings(common.TrainSettings):
             numbers are grounded in the question and earlier results) beside the verifier's 1/0; 0 turns it off.
         loss_type: TRL GRPO loss ("dapo", "grpo", "dr_grpo", "bnpo", ...).
         max_loss: stop as diverged when the logged loss exceeds this (None: only NaN/inf stop).
+        server: the difficulty filter samples from an OpenAI-compatible server holding the starting model
+            (…/v1) instead of in this process (GRPO's own rollouts stay in the trainer).
     """
 
     learning_rate: float = 1e-4
@@ -56,6 +58,7 @@ class GRPOSettings(common.TrainSettings):
     loss_type: str = "dapo"
     max_loss: float | None = None
     logging_steps: int = 1
+    server: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -95,7 +98,8 @@ def informative_problems(model: str | Path, problems: Sequence[Problem], setting
     """The difficulty filter: problems the starting model sometimes solves (samples kept in `out_dir`)."""
     k = settings.difficulty_filter_k
     graded = sample_and_grade(model, problems, k=k, temperature=settings.temperature, seed=settings.seed,
-                              max_new_tokens=settings.max_completion_length, batch_size=FILTER_BATCH)
+                              max_new_tokens=settings.max_completion_length, batch_size=FILTER_BATCH,
+                              server=settings.server)
     write_graded(graded, out_dir / "filter_attempts.jsonl", out_dir / "filter_verdicts.jsonl")
     kept = mixed_outcomes(graded)
     if not kept:
@@ -110,7 +114,7 @@ def preflight_rewards(reward_functions: Sequence[Callable], problems: Sequence[P
     """Score a few reference completions before training: a reward that is None for all of them would
     make every group's advantage undefined, so stop now rather than after the first generations."""
     sample = list(problems[:PREFLIGHT_ITEMS])
-    prompts = [common.prompt_value(p.question, prompt_format) for p in sample]
+    prompts = [prompt_format.message(p.question) for p in sample]
     completions = [common.completion_value(prompt_format.render_target(p.solution, p.answer), prompt_format)
                    for p in sample]
     columns = {"answer": [p.answer for p in sample], "question": [p.question for p in sample]}
@@ -123,8 +127,9 @@ def preflight_rewards(reward_functions: Sequence[Callable], problems: Sequence[P
 
 
 def train_grpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
-               settings: GRPOSettings = GRPOSettings(), reward_functions: Sequence[Callable] | None = None) -> Path:
+               settings: GRPOSettings | None = None, reward_functions: Sequence[Callable] | None = None) -> Path:
     """GRPO on `problems` (their `answer` is the reference); returns `out_dir` (a standard HF dir)."""
+    settings = settings or GRPOSettings()
     from trl import GRPOConfig, GRPOTrainer
 
     common.check_problems(problems, "grpo")
@@ -136,7 +141,7 @@ def train_grpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Pa
     loaded = common.load_for_training(model)
     preflight_rewards(rewards, problems, loaded.prompt_format)
     lora = common.use_lora(settings, loaded.model)
-    rows = [{"prompt": common.prompt_value(p.question, loaded.prompt_format), "answer": p.answer,
+    rows = [{"prompt": loaded.prompt_format.message(p.question), "answer": p.answer,
              "question": p.question} for p in problems]
     config = GRPOConfig(**settings.trainer_args(out_dir), per_device_train_batch_size=settings.batch_size,
                         num_generations=settings.num_generations, beta=settings.beta,

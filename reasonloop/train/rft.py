@@ -24,6 +24,7 @@ from typing import Sequence
 from reasonloop.atomic import atomic_write_json, atomic_write_text
 from reasonloop.errors import ReasonloopError
 from reasonloop.records import Attempt, Problem, Verdict, load
+from reasonloop.solve import directory_caches
 from reasonloop.train import common
 from reasonloop.train.sampling import Graded, sample_and_grade, write_graded
 from reasonloop.train.sft import SFTSettings, train_sft
@@ -48,6 +49,9 @@ class RFTSettings:
         max_new_tokens: generation limit per attempt.
         batch_size: prompts x samples generated together.
         seed: sampling seed of round 1 (round r uses seed + r - 1).
+        server: sample (and evaluate held-out) through a `reasonloop serve` at this URL (…/v1) instead of
+            in this process; before each round's sampling the driver has it load the round's model
+            (`POST /v1/reload`), so round r samples round r - 1's weights.
         sft: the fine-tuning settings of every round (an `SFTSettings` or a dict of its fields).
     """
 
@@ -61,6 +65,7 @@ class RFTSettings:
     max_new_tokens: int = 192
     batch_size: int = 64
     seed: int = 0
+    server: str | None = None
     sft: SFTSettings = field(default_factory=SFTSettings)
 
     def __post_init__(self) -> None:
@@ -135,8 +140,10 @@ def sample_round(number: int, sampler: Path | str, problems: Sequence[Problem], 
         return reload_graded(problems, plain_file, out / "verdicts.jsonl"), \
             reload_graded(problems, hinted_file, out / "rationalized_verdicts.jsonl")
     seed = settings.seed + number - 1
-    options = dict(k=settings.k, temperature=settings.temperature, seed=seed,
-                   max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
+    serve_checkpoint(settings.server, sampler)
+    options = dict(k=settings.k, temperature=settings.temperature, seed=seed, server=settings.server,
+                   max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
+                   caches=directory_caches(out / "cache"))
     plain = sample_and_grade(sampler, problems, **options)
     hinted: list[Graded] = []
     if settings.rationalize:
@@ -146,6 +153,14 @@ def sample_round(number: int, sampler: Path | str, problems: Sequence[Problem], 
         write_graded(hinted, hinted_file, out / "rationalized_verdicts.jsonl")
     write_graded(plain, plain_file, out / "verdicts.jsonl")  # written last: marks the round's samples complete
     return plain, hinted
+
+
+def serve_checkpoint(server: str | None, model: Path | str) -> None:
+    """Have the sampling server (if any) hold `model`."""
+    if server:
+        from reasonloop.models.server import reload_server
+
+        reload_server(server, model)
 
 
 def reload_graded(problems: Sequence[Problem], attempts_file: Path, verdicts_file: Path) -> list[Graded]:
@@ -173,7 +188,8 @@ def run_round(number: int, sampler: Path | str, start: Path | str, problems: Seq
     if heldout:
         from reasonloop.train.evaluate import evaluate_accuracy
 
-        accuracy = evaluate_accuracy(out, heldout, batch_size=settings.batch_size,
+        serve_checkpoint(settings.server, out)
+        accuracy = evaluate_accuracy(out, heldout, batch_size=settings.batch_size, server=settings.server,
                                      max_new_tokens=settings.max_new_tokens).accuracy
     stats = RoundStats(number, len(problems), solved, len(kept) - solved, sum(map(len, kept.values())),
                        manifest["optimizer_steps"], accuracy, str(out))
@@ -182,13 +198,14 @@ def run_round(number: int, sampler: Path | str, start: Path | str, problems: Seq
 
 
 def train_rft(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
-              settings: RFTSettings = RFTSettings(), heldout: Sequence[Problem] | None = None,
+              settings: RFTSettings | None = None, heldout: Sequence[Problem] | None = None,
               replay: Sequence[Problem] | None = None) -> RFTResult:
     """`settings.rounds` rounds of sample → verify → fine-tune; `result.model_dir` is the last round's model.
 
     `replay`: problems with worked solutions (e.g. the SFT data) added to every round's fine-tuning
     set, as in Yuan et al. 2023's RFT, so the round does not drift towards the problems it already solves.
     """
+    settings = settings or RFTSettings()
     common.check_problems(problems, "rft")
     if replay:
         common.check_problems(replay, "rft replay", need_solutions=True)

@@ -31,8 +31,9 @@ class SFTSettings(common.TrainSettings):
 
 
 def train_sft(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
-              settings: SFTSettings = SFTSettings()) -> Path:
+              settings: SFTSettings | None = None) -> Path:
     """Fine-tune `model` on the problems' worked solutions; returns `out_dir` (a standard HF dir)."""
+    settings = settings or SFTSettings()
     from trl import SFTConfig, SFTTrainer
 
     common.check_problems(problems, "sft", need_solutions=True)
