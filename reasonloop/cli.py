@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "reasonloop.sources.commands",
     "reasonloop.models.commands",
     "reasonloop.verify.commands",
+    "reasonloop.verify.doctor",
     "reasonloop.train.commands",
     "reasonloop.evaluate.commands",
     "reasonloop.report.commands",

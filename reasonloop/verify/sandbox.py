@@ -33,6 +33,7 @@ import queue
 import selectors
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -461,6 +462,16 @@ def unshare_prefix() -> list[str]:
 # --- what is active -------------------------------------------------------------------------
 
 
+def readable_by_others(directory: str) -> bool:
+    """Can any user list `directory` and pass through all its parents?"""
+    path = Path(directory)
+    try:
+        return bool(path.stat().st_mode & stat.S_IROTH) and all(
+            parent.stat().st_mode & stat.S_IXOTH for parent in [path, *path.parents])
+    except OSError:
+        return False
+
+
 def describe_layers(isolation: str, hello: dict) -> list[Layer]:
     inside = hello.get("namespaces", {})
     host_uid = os.getuid()
@@ -476,6 +487,10 @@ def describe_layers(isolation: str, hello: dict) -> list[Layer]:
                         ("ipc", "IPC namespace")):
         separate = inside.get(name) not in (None, own_namespace(name))
         layers.append(Layer(label, separate, "own namespace" if separate else "shares the host's"))
+    if isolation != "bwrap" and child_uid not in (0, host_uid) and not readable_by_others(sysconfig.get_paths()["stdlib"]):
+        layers.append(Layer("python library readable", False,
+                            f"{sysconfig.get_paths()['stdlib']} is not readable by uid {child_uid}: programs can "
+                            "import only what the server imported (install Python outside a private home)"))
     layers.append(Layer("read-only system files", isolation == "bwrap",
                         "/ and the Python installation mounted read-only; nothing else of the host visible"
                         if isolation == "bwrap" else "no read-only mounts: host files protected only by permissions"))
