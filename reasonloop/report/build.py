@@ -257,12 +257,11 @@ def compare_runs(runs: Sequence[RunData]) -> Comparison:
     for suite, members in by_set.items():
         labels = evaluated_labels(members)
         scores = [problem_accuracy(run) for run in members]
-        comparison.sets[suite] = [
-            Pair(suite, after.name, labels[i + 1], before.name, labels[i], (len(scores[i]), len(scores[i + 1])),
-                 stats_paired_change(scores[i], scores[i + 1]))
-            for i, (before, after) in enumerate(zip(members, members[1:]))
-        ]
-    comparison.sets = {suite: pairs for suite, pairs in comparison.sets.items() if pairs}
+        pairs = [Pair(suite, members[i].name, labels[i], members[i - 1].name, labels[i - 1],
+                      (len(scores[i - 1]), len(scores[i])), stats_paired_change(scores[i - 1], scores[i]))
+                 for i in range(1, len(members))]
+        if pairs:  # a set only one run graded has nothing to compare
+            comparison.sets[suite] = pairs
     if not any(pair.change.shared for pair in comparison.pairs):
         sets = "; ".join(f"{suite}: {', '.join(run.name for run in members)}" for suite, members in by_set.items())
         comparison.nothing_to_compare = (f"Nothing to compare: no two evaluation runs share a graded problem "
