@@ -23,9 +23,10 @@ from pathlib import Path
 import reasonloop.solve as solve_path
 from reasonloop.search import SolveSettings
 from reasonloop.pipeline.executors import make_executor
-from reasonloop.pipeline.runner import RunContext, StageOutput, fingerprint_path, no_progress
+from reasonloop.pipeline.contract import RunContext, StageOutput, fingerprint_path
+from reasonloop.pipeline.runner import no_progress
 from reasonloop.pipeline.recipe import parse_recipe
-from reasonloop.pipeline.stages import generator_spec, model_prompt_format, run_caches
+from reasonloop.pipeline.stages.solving import generator_spec, model_prompt_format, run_caches
 from reasonloop.sources.datasets import load_problems
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

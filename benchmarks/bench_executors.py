@@ -20,7 +20,7 @@ from pathlib import Path
 
 from reasonloop.cache import ItemCache, item_key, map_cached
 from reasonloop.pipeline.executors import make_executor
-from reasonloop.pipeline.stages import grade_chunk
+from reasonloop.solve import grade_chunk
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GPT3_SETS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
@@ -40,7 +40,7 @@ def real_pairs(limit: int) -> list[tuple[str, str]]:
 
 def verify_with(executor, pairs, batch_size: int) -> tuple[float, list]:
     keys = [item_key("bench", i, p) for i, p in enumerate(pairs)]  # every pair graded, no dedup
-    compute = partial(grade_chunk, kind="auto", timeout=5.0, workers=1)
+    compute = partial(grade_chunk, options={"kind": "auto", "timeout": 5.0}, workers=1)
     with tempfile.TemporaryDirectory() as cache_dir:
         start = time.perf_counter()
         verdicts = map_cached(pairs, keys, compute, ItemCache(cache_dir), batch_size=batch_size, runner=executor)

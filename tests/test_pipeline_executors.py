@@ -15,7 +15,7 @@ import pytest
 from reasonloop.cache import ItemCache, item_key, map_cached
 from reasonloop.errors import ReasonloopError
 from reasonloop.pipeline.executors import make_executor
-from reasonloop.pipeline.stages import grade_chunk
+from reasonloop.solve import grade_chunk
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def pairs(shared_data):
 
 def verify_all(pairs, cache_dir, executor, batch_size=50):
     keys = [item_key("test", p) for p in pairs]
-    compute = partial(grade_chunk, kind="auto", timeout=5.0, workers=1)
+    compute = partial(grade_chunk, options={"kind": "auto", "timeout": 5.0}, workers=1)
     return map_cached(pairs, keys, compute, ItemCache(cache_dir), batch_size=batch_size, runner=executor)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from reasonloop.pipeline.recipe import RecipeError, load_recipe, parse_recipe
 from reasonloop.pipeline.runner import plan
-from reasonloop.pipeline.stages import settings_object
+from reasonloop.pipeline.contract import settings_object
 
 ROOT = Path(__file__).resolve().parents[1]
 

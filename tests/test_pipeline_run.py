@@ -209,7 +209,8 @@ class RecordingGenerator:
 
 def test_solve_and_evaluate_ask_with_the_models_stop_strings_and_calculator(tmp_path, monkeypatch):
     from reasonloop.pipeline.executors import make_executor
-    from reasonloop.pipeline.runner import RunContext, StageOutput, no_progress
+    from reasonloop.pipeline.contract import RunContext, StageOutput
+    from reasonloop.pipeline.runner import no_progress
     from reasonloop.pipeline.stages import EvaluateStage, SolveStage
     from reasonloop.solve import GeneratorSpec, problem_seed
     from reasonloop.prompts import PromptFormat
@@ -298,8 +299,8 @@ def test_summary_table_shows_each_evaluations_change_against_the_one_before(shar
 
 
 def test_sft_on_verified_samples_can_require_grounded_steps(tmp_path):
-    from reasonloop.pipeline.runner import StageOutput
-    from reasonloop.pipeline.stages import verified_solutions
+    from reasonloop.pipeline.contract import StageOutput
+    from reasonloop.pipeline.stages.training import verified_solutions
     from reasonloop.records import write_records
 
     problem = Problem(id="bus", question="A bus has 18 riders; 6 get off. How many are left?", answer="12")
@@ -320,7 +321,8 @@ def test_sft_on_verified_samples_can_require_grounded_steps(tmp_path):
 
 
 def test_evaluation_timing_maps_each_problem_set_to_its_own_run_whatever_the_order(tmp_path):
-    from reasonloop.pipeline.runner import StageOutput, evaluation_timing
+    from reasonloop.pipeline.contract import StageOutput
+    from reasonloop.pipeline.runner import evaluation_timing
 
     # a cached stage's summary comes back from JSON with its keys sorted, its runs in recipe order
     output = StageOutput("eval", str(tmp_path / "eval.v2"), "f", {

@@ -17,63 +17,13 @@ to close a loop). Every message names the stage, the key and the allowed values.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reasonloop.errors import ReasonloopError
-
-BASE_MODEL = "base"  # the reference that means "the recipe's `model`"
-
-
-class RecipeError(ReasonloopError):
-    """A recipe that cannot run: names the stage, the key and what is allowed."""
-
-
-class StageConfig(BaseModel):
-    """Fields every stage has. Subclasses add their settings and implement `run`."""
-
-    model_config = ConfigDict(extra="forbid")
-    refs: ClassVar[dict[str, tuple[str, ...]]] = {}  # field -> output kinds it may name
-    produces: ClassVar[str] = ""  # the kind of output: problems, model, attempts, verdicts, eval, report
-    version: ClassVar[str] = "1"  # bump when the stage's results change for the same inputs
-    itemized: ClassVar[bool] = False  # cached per item (else as a whole)
-
-    name: str = Field(description="Unique stage name; other stages refer to it.")
-    kind: str = Field(description="Which stage this is (see STAGE_KINDS).")
-    seed: int | None = Field(None, description="Seed for this stage; default: the recipe's seed.")
-
-    def references(self) -> dict[str, list[str]]:
-        """field -> stage names it refers to (a ref field holds a name or a list of names)."""
-        found = {}
-        for field_name in self.refs:
-            value = getattr(self, field_name)
-            if value:
-                found[field_name] = [value] if isinstance(value, str) else list(value)
-        return found
-
-    def preflight(self) -> None:
-        """Checks that need heavy imports (trainer settings): run before the first stage starts."""
-
-    def cache_settings(self) -> dict[str, Any]:
-        """What determines the stage's results besides its inputs (for cache keys)."""
-        return self.model_dump(exclude={"name", *self.refs})
-
-
-STAGE_KINDS: dict[str, type[StageConfig]] = {}
-
-
-def register_stage(kind: str):
-    def decorate(cls: type[StageConfig]) -> type[StageConfig]:
-        cls.model_fields["kind"].default = kind
-        cls.model_rebuild(force=True)
-        STAGE_KINDS[kind] = cls
-        return cls
-
-    return decorate
+from reasonloop.pipeline.contract import BASE_MODEL, STAGE_KINDS, RecipeError, StageConfig, register_stage, unknown
 
 
 class ExecutorConfig(BaseModel):
@@ -124,7 +74,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 
 def parse_recipe(raw: Any, overrides: list[str] | tuple[str, ...] = (), *, source: str = "recipe") -> Recipe:
-    import reasonloop.pipeline.stages  # noqa: F401 - registers the stage kinds
+    import reasonloop.pipeline.stages  # noqa: F401 - registers the stage kinds (they import only the contract)
 
     if not isinstance(raw, dict):
         raise RecipeError(f"{source}: expected a mapping of keys (name, stages, ...), got {type(raw).__name__}")
@@ -152,14 +102,6 @@ def validate_stage(raw: Any, index: int, source: str) -> StageConfig:
     except ValidationError as exc:
         label = f"{where} ({raw.get('name', kind)})" if isinstance(raw.get("name", kind), str) else where
         raise RecipeError(f"{source}: {describe_error(exc, cls, label)}") from None
-
-
-def unknown(what: str, value: Any, allowed: list[str], where: str = "") -> str:
-    """"unknown key 'temprature' in stages[1]; did you mean 'temperature'? allowed: ..." """
-    close = difflib.get_close_matches(str(value), allowed, n=1)
-    place = f" in {where}" if where else ""
-    hint = f"; did you mean {close[0]!r}?" if close else ";"
-    return f"unknown {what} {value!r}{place}{hint} allowed: {', '.join(allowed)}"
 
 
 def describe_error(exc: ValidationError, cls: type[BaseModel], where: str) -> str:

@@ -11,19 +11,18 @@ changed setting recomputes only the items it changes and a killed run resumes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from reasonloop.atomic import atomic_write_json
-from reasonloop.cache import ItemCache, item_key
-from reasonloop.errors import ReasonloopError
-from reasonloop.pipeline.recipe import BASE_MODEL, Recipe, StageConfig, dependencies, execution_order
+from reasonloop.cache import item_key
+from reasonloop.pipeline.contract import BASE_MODEL, RunContext, StageConfig, StageOutput, fingerprint_path
+from reasonloop.pipeline.recipe import Recipe, dependencies, execution_order
 
 STAGE_FILE = "stage.json"
 PENDING_FILE = "stage.pending.json"  # the key a started, unfinished stage run is computing
@@ -38,94 +37,11 @@ def default_cache_dir() -> Path:
 
 
 @dataclass
-class StageOutput:
-    """What a stage left behind: a file or directory of some kind, and its content fingerprint."""
-
-    kind: str  # problems | model | attempts | verdicts | eval | report
-    path: str
-    fingerprint: str
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self, run_dir: Path) -> dict[str, Any]:
-        """Paths inside the run directory are stored relative to it, so a run directory can move."""
-        data = asdict(self)
-        data["path"] = os.path.relpath(self.path, run_dir)
-        data["meta"] = {k: relative_in(v, run_dir) for k, v in self.meta.items()}
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], run_dir: Path) -> "StageOutput":
-        meta = {k: v.replace(RUN_PREFIX, f"{run_dir}/", 1) if isinstance(v, str) and v.startswith(RUN_PREFIX) else v
-                for k, v in data.get("meta", {}).items()}
-        return cls(**{**data, "path": str(run_dir / data["path"]), "meta": meta})
-
-
-RUN_PREFIX = "run:"
-
-
-def relative_in(value: Any, run_dir: Path) -> Any:
-    if isinstance(value, str) and value.startswith(f"{run_dir}/"):
-        return RUN_PREFIX + os.path.relpath(value, run_dir)
-    return value
-
-
-@dataclass
-class RunContext:
-    """What stages share during a run."""
-
-    recipe: Recipe
-    run_dir: Path
-    cache_dir: Path
-    executor: Any  # reasonloop.pipeline.executors.Executor
-    progress: Callable[[str, int, int], Callable[[int], None]]  # (label, total, done already) -> advance(n)
-    log: Callable[[str], None] = print
-    round: int = 0  # 1..R inside a loop, 0 outside
-    used_keys: dict[str, set[str]] = field(default_factory=dict)  # namespace -> keys this run read or wrote
-    stage_keys: dict[str, set[str]] = field(default_factory=dict)  # the same, for the stage now running
-    corrupted: list[str] = field(default_factory=list)
-
-    def cache(self, namespace: str, keys: Sequence[str] = ()) -> ItemCache:
-        self.use_keys({namespace: keys})
-        self.stage_keys.setdefault(namespace, set()).update(keys)
-        return ItemCache(self.cache_dir / namespace)
-
-    def use_keys(self, keys: dict[str, Sequence[str]]) -> None:
-        for namespace, some in keys.items():
-            self.used_keys.setdefault(namespace, set()).update(some)
-
-    def report_corruption(self, cache: ItemCache) -> None:
-        """Say which shards failed their checksum (their items were recomputed)."""
-        for line in cache.corrupted:
-            self.log(f"cache: {line}")
-            self.corrupted.append(line)
-
-
-@dataclass
 class RunResult:
     run_dir: Path
     outputs: dict[str, StageOutput]
     rounds: dict[str, list[StageOutput]]  # loop stages: one output per round
     timings: dict[str, dict[str, Any]]
-
-
-def fingerprint_path(path: str | Path) -> str:
-    """sha256 over a file, or over a directory's file names and contents (sorted).
-
-    Files over 256 MiB are identified by name, size and mtime, so big base models are not
-    read in full on every run.
-    """
-    path, digest = Path(path), hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    for file in files:
-        digest.update(str(file.relative_to(path) if file != path else file.name).encode())
-        stat = file.stat()
-        if stat.st_size > 256 * 2**20:
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-            continue
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(2**20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:32]
 
 
 def base_model_output(recipe: Recipe) -> StageOutput | None:
@@ -365,12 +281,4 @@ def finished_manifest(ctx: RunContext, outputs: dict[str, StageOutput], timings)
     }
 
 
-def stage_kinds() -> dict[str, type[StageConfig]]:
-    from reasonloop.pipeline import stages as _stages  # noqa: F401
-    from reasonloop.pipeline.recipe import STAGE_KINDS
-
-    return STAGE_KINDS
-
-
-__all__ = ["RunContext", "RunResult", "StageOutput", "default_cache_dir", "fingerprint_path", "run_recipe",
-           "ReasonloopError"]
+__all__ = ["RunResult", "default_cache_dir", "run_recipe"]
