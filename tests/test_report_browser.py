@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from report_rundir import HOSTILE, add_train_log, make_run, verdict_counts
+from report_rundir import HOSTILE, QUICKSTART_EVALS, QUICKSTART_SETS, add_train_log, make_quickstart_runs, make_run, verdict_counts
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -53,13 +53,18 @@ def runs(shared_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(runs, tmp_path_factory):
+def report_file(runs, tmp_path_factory) -> Path:
+    report = tmp_path_factory.mktemp("report") / "report.html"
+    build_report(runs, report)
+    return report
+
+
+@pytest.fixture(scope="module")
+def page(report_file, tmp_path_factory):
     """A headless Chromium showing the report of both runs."""
     from selenium.webdriver.chrome.service import Service
 
     workdir = tmp_path_factory.mktemp("browser")
-    report = workdir / "report.html"
-    build_report(runs, report)
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={workdir / 'profile'}"):
@@ -69,7 +74,7 @@ def page(runs, tmp_path_factory):
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     driver.implicitly_wait(0)
     try:
-        driver.get(report.as_uri())
+        driver.get(report_file.as_uri())
         yield driver
     finally:
         driver.quit()
@@ -103,12 +108,12 @@ def test_page_renders_without_console_errors(page):
 
 
 def test_plots_and_trace_viewer_are_present(page):
-    plots = page.find_elements(By.CSS_SELECTOR, "#plots figure.plot svg")
+    plots = page.find_elements(By.CSS_SELECTOR, "#plots figure.plot svg, #training figure.plot svg")
     assert len(plots) == 6
     assert all(plot.size["width"] > 300 and plot.size["height"] > 100 for plot in plots)
     assert len(page.find_elements(By.CSS_SELECTOR, "#trace-table tbody tr")) == 50
     assert page.find_element(By.ID, "match-count").get_attribute("data-count") == str(60 * 4)
-    assert "share 40 graded problem(s)" in page.find_element(By.ID, "comparison").text
+    assert "tuned and base share 40 graded problem(s) (graded: 60 and 60)" in page.find_element(By.ID, "comparison").text
 
 
 @pytest.mark.parametrize("run_index", [0, 1])
@@ -195,3 +200,57 @@ def test_screenshot(page, tmp_path):
     assert page.save_screenshot(str(target))
     assert target.stat().st_size > 50_000
     assert console_errors(page) == []
+
+
+def scores(run_dir: Path) -> dict[str, float]:
+    """Per-problem fraction of correct verdicts, read straight from verdicts.jsonl."""
+    outcomes: dict[str, list[bool]] = {}
+    for line in (run_dir / "verdicts.jsonl").read_text().splitlines():
+        verdict = json.loads(line)
+        outcomes.setdefault(verdict["problem_id"], []).append(verdict["status"] == "correct")
+    return {problem: sum(right) / len(right) for problem, right in outcomes.items()}
+
+
+def expected_change(before: Path, after: Path) -> dict[str, str]:
+    """The comparison's cells as the run files give them; p from scipy's binomial test."""
+    from scipy.stats import binomtest
+
+    old, new = scores(before), scores(after)
+    shared = old.keys() & new.keys()
+    better, worse = sum(new[p] > old[p] for p in shared), sum(new[p] < old[p] for p in shared)
+    p = binomtest(better, better + worse, 0.5).pvalue
+    return {"shared": str(len(shared)), "before": f"{100 * sum(old[p] for p in shared) / len(shared):.1f}%",
+            "after": f"{100 * sum(new[p] for p in shared) / len(shared):.1f}%",
+            "points": f"{100 * sum(new[p] - old[p] for p in shared) / len(shared):+.1f}",
+            "better": str(better), "worse": str(worse), "same": str(len(shared) - better - worse),
+            "p": "p < 0.001" if p < 0.001 else f"p = {p:.2g}"}
+
+
+def test_comparison_shows_the_numbers_of_the_run_files(page, report_file, shared_data, tmp_path):
+    """On a quickstart-shaped run directory: every headline and every cell the browser shows
+    equals what the verdict files give, pair by pair and problem set by problem set."""
+    dirs = make_quickstart_runs(shared_data, tmp_path / "quickstart", problems=60)
+    quickstart = tmp_path / "quickstart.html"
+    build_report(dirs, quickstart)
+    by_name = {d.name: d for d in dirs}
+    page.get(quickstart.as_uri())
+    try:
+        shown_headlines = [item.text for item in page.find_elements(By.CSS_SELECTOR, "#comparison ul.headlines li")]
+        expected_headlines = []
+        for name in QUICKSTART_SETS:
+            rows = page.find_elements(By.CSS_SELECTOR, f'#comparison table.comparison[data-suite="{name}"] tbody tr')
+            assert len(rows) == len(QUICKSTART_EVALS) - 1
+            for row, ((before, before_model), (after, after_model)) in zip(rows, zip(QUICKSTART_EVALS, QUICKSTART_EVALS[1:])):
+                cells = {cell.get_attribute("class"): cell.text for cell in row.find_elements(By.TAG_NAME, "td")}
+                expected = expected_change(by_name[f"{before}.{name}"], by_name[f"{after}.{name}"])
+                assert (cells["run"], cells["vs"]) == (f"{after}.{name}", f"{before}.{name}")
+                assert {key: cells[key] for key in expected} == expected
+                expected_headlines.append(f"{after_model} vs {before_model} on {name}: {expected['points']} points, "
+                                          f"{expected['better']} better, {expected['worse']} worse, {expected['p']}")
+        assert shown_headlines == expected_headlines
+        training = page.find_element(By.ID, "training").text
+        assert "sft/model" in training and "grpo/model" in training and "no metrics file" not in page.page_source
+        assert page.find_elements(By.ID, "notices") == []
+        assert console_errors(page) == []
+    finally:
+        page.get(report_file.as_uri())
