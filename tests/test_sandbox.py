@@ -145,7 +145,10 @@ def test_fork_bomb_is_capped_and_cleaned_up(sandbox):
 
 
 def test_memory_bomb_fails_with_memory_error(sandbox):
-    result = run_then_check_clean(sandbox, "chunks = []\nwhile True:\n    chunks.append(bytearray(10**7))")
+    at_once = run_then_check_clean(sandbox, "x = [0] * 10**9")  # 8 GB
+    assert (at_once.status, at_once.reason) == ("error", "exit 1: MemoryError")
+    growing = "chunks = []\nwhile True:\n    chunks.append(bytearray(10**7))"
+    result = run_then_check_clean(sandbox, growing, Limits(timeout_s=10, memory_mb=128))
     assert (result.status, result.reason) == ("error", "exit 1: MemoryError")
 
 
