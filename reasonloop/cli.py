@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "reasonloop.verify.commands",
     "reasonloop.verify.doctor",
     "reasonloop.train.commands",
+    "reasonloop.search.commands",
     "reasonloop.evaluate.commands",
     "reasonloop.report.commands",
     "reasonloop.pipeline.commands",

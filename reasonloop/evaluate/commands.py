@@ -8,7 +8,8 @@ from typing import List, Optional
 
 import typer
 
-STRATEGY_HELP = "greedy (1 sample, temperature 0), sample (n samples: pass@k) or majority (n samples, majority vote)."
+STRATEGY_HELP = ("A registered strategy (`reasonloop strategies` lists them): greedy (1 sample, temperature 0), "
+                 "sample (n samples: pass@k), majority (n samples, majority vote), ...")
 FALLBACK_HELP = ("Also count a completion's last number when it states no final answer (\\boxed{}, ####, "
                  "'the answer is'); for models that do not follow the format. Off: final form only.")
 DEFAULT_BATCH_SIZE = 16
@@ -21,6 +22,7 @@ def eval_command(
     attempts: Optional[Path] = typer.Option(None, help="Grade these Attempt records instead of generating."),
     strategy: Optional[str] = typer.Option(None, help=STRATEGY_HELP),
     n: Optional[int] = typer.Option(None, "--n", "-n", help="Samples per problem for sample / majority."),
+    budget: Optional[int] = typer.Option(None, "--budget", help="Generated tokens the strategy may spend per problem."),
     limit: Optional[int] = typer.Option(None, help="Evaluate only the first N problems."),
     data: Optional[str] = typer.Option(None, help="Dataset path or template dir replacing the suite's source."),
     backend: Optional[str] = typer.Option(None, help="Model backend: auto (the default), hf, openai, vllm."),
@@ -34,8 +36,10 @@ def eval_command(
     from reasonloop.evaluate.runner import evaluate_attempts, evaluate_suite
     from reasonloop.evaluate.suites import load_suite, refuse_unread_data
 
-    if strategy is not None and strategy not in ("greedy", "sample", "majority"):
-        raise ReasonloopError(f"unknown strategy {strategy!r}; choose one of: greedy, sample, majority")
+    if strategy is not None:
+        from reasonloop.search import get_strategy
+
+        get_strategy(strategy)  # an unknown name lists the registered ones
     if (model is None) == (attempts is None):
         raise ReasonloopError("give exactly one of --model (generate) or --attempts (grade existing completions)")
     # every refusal comes before a model is loaded or a file is written
@@ -46,15 +50,16 @@ def eval_command(
     if attempts is not None:
         from reasonloop.records import Attempt, load
 
-        refuse_generation_options({"--n": n, "--limit": limit, "--backend": backend, "--batch-size": batch_size})
+        refuse_generation_options({"--n": n, "--limit": limit, "--backend": backend, "--batch-size": batch_size,
+                                   "--budget": budget})
         metrics = evaluate_attempts(load(attempts, Attempt), chosen, out, data=data, strategy=strategy)
     else:
         from reasonloop.models import load_generator
 
-        chosen.with_strategy(strategy, n)  # e.g. --n 4 with greedy
+        chosen.with_strategy(strategy, n).solve_settings(batch_size=batch_size or DEFAULT_BATCH_SIZE, budget=budget)
         generator = load_generator(model, backend=backend or "auto")
         metrics = evaluate_suite(generator, chosen, out, model_dir=model, data=data, limit=limit, strategy=strategy,
-                                 n=n, batch_size=batch_size or DEFAULT_BATCH_SIZE)
+                                 n=n, budget=budget, batch_size=batch_size or DEFAULT_BATCH_SIZE)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
     else:

@@ -18,6 +18,7 @@ completion's tokens. The `model` field of a request is accepted whatever it says
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -241,17 +242,22 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, name: str | 
 
 def reload_server(base_url: str, model: str | Path, *, timeout_s: float = 600.0) -> dict[str, Any]:
     """Ask a `reasonloop serve` at `base_url` (…/v1) to serve checkpoint `model` from now on."""
-    import httpx
+    import json
+    import urllib.error
+    import urllib.request
 
     from reasonloop.models.base import ModelError
 
     url = base_url.rstrip("/") + "/reload"
+    request = urllib.request.Request(url, json.dumps({"model": str(model)}).encode(),
+                                     headers={"content-type": "application/json"})
     try:
-        response = httpx.post(url, json={"model": str(model)}, timeout=timeout_s)
-    except httpx.HTTPError as exc:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace")
+        with contextlib.suppress(ValueError, AttributeError):
+            body = json.loads(body)["error"]["message"]
+        raise ModelError(f"{url} did not load {model} (HTTP {exc.code}): {body[:300]}") from None
+    except OSError as exc:
         raise ModelError(f"cannot reach {url} to load {model}: {exc}") from exc
-    if response.status_code != 200:
-        detail = response.json().get("error", {}).get("message", response.text) if response.headers.get(
-            "content-type", "").startswith("application/json") else response.text
-        raise ModelError(f"{url} did not load {model} (HTTP {response.status_code}): {detail[:300]}")
-    return response.json()
