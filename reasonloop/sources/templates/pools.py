@@ -1,8 +1,9 @@
 """Named pools that templates draw from with `sample(pool)`.
 
-The GSM-Symbolic files name these pools but do not publish their contents; ours are
-chosen to be varied and sensible and to include the values the files themselves use as
-defaults (so binding defaults and sampling agree). Pools of numbers written as words
+The GSM-Symbolic files name these pools but do not publish their contents. Where the
+published generated instances show a pool's values (`fraction_alph`, `fraction_decimals`)
+ours hold exactly those; the others are chosen to be varied and sensible and to include
+the values the files themselves use as defaults (so binding defaults and sampling agree). Pools of numbers written as words
 hold `Labeled(text, value)` items: the text goes into the question, the value into
 arithmetic, and `item[0]` / `item[1]` give text / value as in the files. See
 docs/templates.md for the full lists and the reasoning behind them.
@@ -60,11 +61,11 @@ register_pool("multiple_ice", labeled(("twice", 2), ("thrice", 3)))
 # Fractions: word forms, numeral forms, and a mix of both.
 register_pool("fractions", labeled(("half", F(1, 2)), ("a third", F(1, 3)), ("a quarter", F(1, 4)),
                                    ("a fifth", F(1, 5)), ("two thirds", F(2, 3)), ("three quarters", F(3, 4))))
-register_pool("fraction_alph", labeled(("half", F(1, 2)), ("a third", F(1, 3)), ("a quarter", F(1, 4)),
-                                       ("a fifth", F(1, 5)), ("a sixth", F(1, 6)), ("an eighth", F(1, 8)),
-                                       ("a tenth", F(1, 10)), ("two thirds", F(2, 3)),
-                                       ("three quarters", F(3, 4)), ("two fifths", F(2, 5)),
-                                       ("three fifths", F(3, 5)), ("three tenths", F(3, 10))))
+# Exactly the words GSM-Symbolic's published p2 instances show (hyphenated, not always
+# reduced); the authors' full list is not published, so more words may belong here.
+register_pool("fraction_alph", labeled(("one-half", F(1, 2)), ("two-fourths", F(2, 4)), ("two-sixths", F(2, 6)),
+                                       ("three-sixths", F(3, 6)), ("one-seventh", F(1, 7)),
+                                       ("one-ninth", F(1, 9)), ("four-fifths", F(4, 5))))
 # Unit fractions first: the files take `fraction_nums[:4]` for "1/2 off"-style discounts.
 register_pool("fraction_nums", labeled(("1/2", F(1, 2)), ("1/3", F(1, 3)), ("1/4", F(1, 4)), ("1/5", F(1, 5)),
                                        ("1/6", F(1, 6)), ("1/8", F(1, 8)), ("1/10", F(1, 10)), ("2/3", F(2, 3)),
@@ -75,8 +76,8 @@ register_pool("fraction_alnum", labeled(("half", F(1, 2)), ("1/2", F(1, 2)), ("o
                                         ("3/4", F(3, 4)), ("one-fifth", F(1, 5)), ("1/5", F(1, 5)),
                                         ("two-fifths", F(2, 5)), ("three-fifths", F(3, 5)), ("1/8", F(1, 8)),
                                         ("1/10", F(1, 10)), ("1/16", F(1, 16))))
-register_pool("fraction_decimals", [F(1, 10), F(3, 20), F(1, 5), F(1, 4), F(3, 10), F(2, 5), F(1, 2), F(3, 5),
-                                    F(3, 4)])
+# 0.1, 0.2, ..., 0.9: the values the published p2 instances use.
+register_pool("fraction_decimals", [F(tenths, 10) for tenths in range(1, 10)])
 
 # Units written in singular; the files append "s" for the plural.
 register_pool("weights_sm", ["ounce", "gram"])

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from reasonloop.records import Problem, content_hash
 from reasonloop.sources.templates.errors import EvalError, TemplateError
 from reasonloop.sources.templates.evaluator import RNG_KEY, Compiled, compile_expression
+from reasonloop.sources.templates.exhaustive import NODE_BUDGET, Explorer, Space
 from reasonloop.sources.templates.helpers import Rng, make_rng, sample, sample_sequential
 from reasonloop.sources.templates.parser import QUESTION_FIELD, SOLUTION_FIELD, Line
 from reasonloop.sources.templates.values import (
@@ -31,7 +32,8 @@ from reasonloop.sources.templates.values import (
     jsonable, normalize, parse_number_text, unwrap,
 )
 
-MAX_TRIES = 100_000  # draws per instance before "conditions unsatisfiable or too rare"
+MAX_TRIES = 100_000  # draws per instance before the enumeration fallback
+RARE_PROBE = 1_000  # failed draws after which the template's space is enumerated (once) to judge rejection
 FINAL_MISMATCH = "#### line of answer_annotated differs from #answer"
 MAX_FINAL_MISMATCHES = 200
 ANSWER_KEY = " answer"  # where a draw keeps the #answer value it checked (not an identifier)
@@ -225,6 +227,8 @@ class Template:
     original_answer: str | None = None
     data: dict = field(default_factory=dict, repr=False)
     max_tries: int = MAX_TRIES
+    max_enumerated: int = NODE_BUDGET  # partial assignments the fallback may try before "too large"
+    _space: Space | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._quick_steps = [step.fixed_choices for step in self.plan]
@@ -249,21 +253,77 @@ class Template:
 
     def draw(self, rng: Rng, *, fixed: Env | None = None,
              transform: Callable[[Assignment, Any], Any] | None = None, tries: int | None = None) -> Env:
-        """Variables satisfying all conditions (rejection sampling, at most `max_tries` draws).
+        """Variables satisfying all conditions: rejection sampling (at most `max_tries` draws),
+        then, for a plain draw, uniform choice among the enumerated satisfying assignments.
 
         `fixed` pins some variables to given values; `transform(assignment, candidates)`
-        may replace a variable's candidates (used by perturbations)."""
+        may replace a variable's candidates (used by perturbations). A template whose
+        enumeration shows rejection is hopeless (see `rejection_is_hopeless`) switches to
+        the enumeration after RARE_PROBE failed draws; every other draw is unchanged."""
         failures: Counter[str] = Counter()
-        for _ in range(tries or self.max_tries):
+        plain = tries is None and transform is None
+        for attempt in range(tries or self.max_tries):
             env = self._try_draw(rng, fixed, transform, failures)
             if env is not None:
                 return env
             if failures[FINAL_MISMATCH] >= MAX_FINAL_MISMATCHES:
-                raise TemplateError(
-                    f"the '####' line of answer_annotated never equals #answer ({MAX_FINAL_MISMATCHES} draws that "
-                    "satisfied the conditions all disagreed): one of the two is wrong",
-                    template=self.name, field=SOLUTION_FIELD, token=self.final.source[:60])
-        raise self._unsatisfiable(failures)
+                raise self._final_mismatch()
+            if attempt + 1 == RARE_PROBE and plain and fixed is None:
+                space = self.space()
+                if rejection_is_hopeless(space, self.max_tries):
+                    return self._pick(space, rng, fixed, failures)
+        if not plain:
+            raise self._unsatisfiable(failures)
+        space = self.space() if fixed is None else self._explore(fixed)
+        if not space.complete:
+            raise self._too_large(space, failures)
+        return self._pick(space, rng, fixed, failures)
+
+    def space(self) -> Space:
+        """The enumerated space of this template's constrained variables (computed once)."""
+        if self._space is None:
+            self._space = self._explore(None)
+        return self._space
+
+    def _explore(self, fixed: Env | None) -> Space:
+        leaf_names = (self.final.names | self.answer.names) if self.final is not None else frozenset()
+        explorer = Explorer(self.plan, self.constant_checks, self._holds, self._solve_all, fixed=fixed,
+                            leaf=self._final_matches if self.final is not None else None, leaf_names=leaf_names,
+                            leaf_failure=FINAL_MISMATCH, budget=self.max_enumerated)
+        return explorer.run({RNG_KEY: make_rng(self.id, 0, 0, "enumerate")})
+
+    def _pick(self, space: Space, rng: Rng, fixed: Env | None, failures: Counter[str]) -> Env:
+        """A uniform choice among the satisfying assignments, the free variables drawn after it."""
+        if not space.solutions and space.failures[FINAL_MISMATCH]:
+            raise self._final_mismatch(f"all {space.failures[FINAL_MISMATCH]:,} assignments that satisfy the "
+                                       "conditions disagree")
+        if not space.solutions:
+            worst = ", ".join(f"'{source}' failed {count:,}x" for source, count in space.failures.most_common(3))
+            raise TemplateError(f"conditions unsatisfiable: none of the {space.size:,} assignments of the "
+                                f"variables they read satisfies them ({worst})", template=self.name,
+                                field=QUESTION_FIELD)
+        for _ in range(MAX_FINAL_MISMATCHES):
+            env: Env = {RNG_KEY: rng}
+            space.bind(rng.below(len(space.solutions)), env)
+            for position in space.free_steps:
+                assignment = self.plan[position].assignment
+                if fixed is not None and all(name in fixed for name in assignment.targets):
+                    env.update({name: fixed[name] for name in assignment.targets})
+                    continue
+                try:
+                    assignment.draw(env, rng)
+                except (EvalError, ArithmeticError, TypeError, ValueError) as exc:
+                    raise self._located(exc, QUESTION_FIELD, assignment.line.line) from None
+            if self.final is None or self._final_matches(env):
+                return env
+            failures[FINAL_MISMATCH] += 1
+        raise self._final_mismatch()
+
+    def _final_mismatch(self, evidence: str = f"{MAX_FINAL_MISMATCHES} draws that satisfied the conditions all "
+                                              "disagreed") -> TemplateError:
+        return TemplateError(
+            f"the '####' line of answer_annotated never equals #answer ({evidence}): one of the two is wrong",
+            template=self.name, field=SOLUTION_FIELD, token=self.final.source[:60])
 
     def to_problem(self, env: Env, *, seed: int, index: int, perturbation: str | None = None,
                    meta: dict | None = None) -> Problem:
@@ -399,6 +459,17 @@ class Template:
 
     def _solve(self, condition: Condition, name: str, env: Env, candidates: Any) -> Any:
         """Solve an affine equality for `name`; the matching candidate, None if none, _NOT_AFFINE to fall back."""
+        matches = self._solve_all(condition, name, env, candidates)
+        if matches is _NOT_AFFINE or candidates is None:
+            return matches
+        if not matches:
+            return None
+        rng = env[RNG_KEY]
+        return as_labeled(matches[rng.below(len(matches))])
+
+    def _solve_all(self, condition: Condition, name: str, env: Env, candidates: Any) -> Any:
+        """Every candidate satisfying an affine equality in `name` (the value itself when `candidates`
+        is None), or _NOT_AFFINE."""
         left, right = condition.sides
         probes = _probe_points(candidates)
         if len(probes) < 2:
@@ -422,11 +493,7 @@ class Template:
         target = x0 - y0 / slope
         if candidates is None:  # binding defaults: any value will do
             return target
-        matches = _matching(candidates, target)
-        if not matches:
-            return None
-        rng = env[RNG_KEY]
-        return as_labeled(matches[rng.below(len(matches))])
+        return _matching(candidates, target)
 
     def _final_matches(self, env: Env) -> bool:
         answer = env[ANSWER_KEY] = self._answer(env)
@@ -477,6 +544,13 @@ class Template:
         return TemplateError(f"conditions unsatisfiable or too rare: no draw out of {sum(failures.values()):,} "
                              f"satisfied them ({worst})", template=self.name, field=QUESTION_FIELD)
 
+    def _too_large(self, space: Space, failures: Counter[str]) -> TemplateError:
+        worst = ", ".join(f"'{source}' failed {count:,}x" for source, count in (failures + space.failures)
+                          .most_common(3))
+        return TemplateError(f"conditions too rare: no draw out of {sum(failures.values()):,} satisfied them, and "
+                             f"the space of {space.size:,} assignments is too large to enumerate ({space.reason}); "
+                             f"failing most: {worst}", template=self.name, field=QUESTION_FIELD)
+
     def _located(self, exc: Exception, field_name: str, line: int | None) -> TemplateError:
         token = getattr(exc, "token", None)
         message = str(exc) if isinstance(exc, EvalError) else f"{type(exc).__name__}: {exc}"
@@ -484,6 +558,14 @@ class Template:
 
 
 _NOT_AFFINE = object()
+HOPELESS_EXPECTED_SUCCESSES = 5  # below this many expected successes in max_tries, rejection is hopeless
+
+
+def rejection_is_hopeless(space: Space, max_tries: int) -> bool:
+    """Whether the enumeration is complete and rejection would expect under 5 successes in
+    `max_tries` draws (it then fails an instance with probability above e^-5, 0.7%): such a
+    template did not reliably generate before the fallback, so its draws may change."""
+    return space.complete and space.chance * max_tries < HOPELESS_EXPECTED_SUCCESSES
 
 
 def _numeric_candidates(candidates: Any) -> bool:
