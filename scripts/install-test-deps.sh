@@ -18,3 +18,12 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     echo "install-test-deps: not root, Chromium not installed: the browser test will skip" >&2
   fi
 fi
+# Debian's bubblewrap: the namespaces (pid, network, mount, IPC) and read-only mounts of the
+# sandbox that runs model-written code (reasonloop/verify/sandbox.py; `reasonloop doctor`).
+if ! command -v bwrap >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap
+  else
+    echo "install-test-deps: not root, bubblewrap not installed: the sandbox tests will fail" >&2
+  fi
+fi

@@ -229,8 +229,13 @@ class Server:
 
     @staticmethod
     def remove(workdir):
-        if not os.path.lexists(workdir):
+        try:
+            os.rmdir(workdir)  # the usual case: the program left nothing
             return
+        except FileNotFoundError:
+            return
+        except OSError:
+            pass
         for root, dirs, files in os.walk(workdir, topdown=False):
             for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
                 os.unlink(os.path.join(root, name))
