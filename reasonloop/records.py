@@ -115,6 +115,7 @@ class Attempt(Record):
     logprob: float | None = None
     steps: list[str] | None = None
     error: str | None = None
+    reward: float | None = None  # a reward model's score, where a search strategy ranked by one
 
 
 class Verdict(Record):

@@ -156,6 +156,47 @@ class CachedSampler:
                                label=self.label, runner=self.caches.runner if remote else None)
         return [[Attempt.model_validate(a) for a in samples] for samples in values]
 
+    def continue_texts(self, items: Sequence[tuple[Problem, str]], n: int, settings: SolveSettings, *,
+                       stop: tuple[str, ...] = (), salt: str = "") -> list[list[Attempt]]:
+        """`n` continuations of each (problem, solution prefix), for step-level search and PRM labels.
+
+        Seeded by (run seed, problem id, `salt`) and the prompt text with its prefix (a visit
+        that wants fresh samples of a prefix passes a new salt); cached like `sample`. An
+        attempt's `completion` is the continuation alone; one that ended at a string of `stop`
+        keeps that string at its end (so a step that ends at a newline ends with it)."""
+        if self.prompt_format.chat:
+            raise StrategyError("step-level search continues a plain-text prompt; this model's prompt format is a chat")
+        params = sampling_params(settings, self.prompt_format, n, logprobs=self.logprobs)
+        params = replace(params, stop=(*params.stop, *stop))
+        rows = [(p.id, self.prompt_format.render_prompt(p.question) + prefix, salt) for p, prefix in items]
+        keys = [item_key(SOLVE_VERSION, "continue", pid, text, row_salt, params, self.fingerprint, settings.batch_size)
+                for pid, text, row_salt in rows]
+        compute = partial(continue_chunk, source=self.source, params=params, fingerprint=self.fingerprint, kept=stop)
+        remote = isinstance(self.source, GeneratorSpec) and self.source.remote
+        values = cached_values("solve", rows, keys, compute, self.caches, batch_size=settings.batch_size,
+                               label=self.label, runner=self.caches.runner if remote else None)
+        return [[Attempt.model_validate(a) for a in samples] for samples in values]
+
+    def generator(self) -> Generator:
+        return self.source.load() if isinstance(self.source, GeneratorSpec) else self.source
+
+    def for_generator(self, source: Generator | GeneratorSpec, fingerprint: str) -> "CachedSampler":
+        """The same prompts, caches and seeds over another model (MMA's generators)."""
+        return replace(self, source=source, fingerprint=fingerprint)
+
+
+def continue_chunk(rows: Sequence[tuple[str, str, str]], *, source: Generator | GeneratorSpec, params: SamplingParams,
+                   fingerprint: str, kept: tuple[str, ...]) -> list[list[dict]]:
+    """`params.n` continuations (as attempt dicts) of each (problem id, prompt text with prefix, salt)."""
+    generator = source.load() if isinstance(source, GeneratorSpec) else source
+    requests = [(text, replace(params, seed=problem_seed(params.seed or 0, f"{pid}\0{salt}"))) for pid, text, salt in rows]
+    outputs = generate_each(generator, requests)
+    refuse_if_all_failed(outputs)
+    record = SamplingRecord.of(params)
+    return [[to_attempt(pid, text, replace(c, text=c.text + (c.stop_reason if c.stop_reason in kept else "")), j, record,
+                        fingerprint).model_dump() for j, c in enumerate(samples)]
+            for (pid, text, _), samples in zip(rows, outputs)]
+
 
 def cached_values(namespace: str, items: Sequence, keys: list[str], compute: Callable, caches: SolveCaches, *,
                   batch_size: int, label: str, runner: BatchRunner | None) -> list:
@@ -281,6 +322,6 @@ def solve(problems: Sequence[Problem], generator: Generator | GeneratorSpec, set
     flat = [a for r in results for a in r.candidates]
     graded = iter(grade_attempts(problems, flat, caches=caches, options=grade_options, label=f"{label} verify"))
     verdicts = [[next(graded) for _ in r.candidates] for r in results]
-    chosen = [strategy.select(vs) for vs in verdicts]
+    chosen = [strategy.select(vs, [a.reward for a in r.candidates]) for r, vs in zip(results, verdicts)]
     return Solved(problems, results, verdicts, chosen, strategy.name, settings)
 

@@ -58,6 +58,7 @@ class ProblemResult:
     verdicts: list[Verdict] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     completions: list[str] = field(default_factory=list)
+    rewards: list[float | None] = field(default_factory=list)  # Attempt.reward: what reward-ranking strategies chose by
 
     @property
     def n(self) -> int:
@@ -69,7 +70,7 @@ class ProblemResult:
 
     def score(self, strategy: Strategy) -> float:
         """The strategy's headline score for this problem."""
-        return strategy.score(self.verdicts)
+        return strategy.score(self.verdicts, self.rewards or None)
 
 
 def group_results(
@@ -93,6 +94,7 @@ def group_results(
         ordered = [samples[pid][i] for i in sorted(samples[pid])]
         result.tokens = [a.tokens for a in ordered]
         result.completions = [a.completion for a in ordered]
+        result.rewards = [a.reward for a in ordered]
     return list(by_id.values())
 
 

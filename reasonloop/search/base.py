@@ -10,13 +10,23 @@ candidates say (their extracted answers), never from the reference answer.
 
     from reasonloop.search import get_strategy, strategy_names
     strategy = get_strategy("majority")      # unknown names list the registered ones
+    strategy = get_strategy("best_of_n:reward_model=runs/prm,aggregate=min")   # with options
+
+A strategy name may carry options, `NAME:KEY=VALUE,KEY=VALUE` (a list value joins its items
+with `+`), so `reasonloop eval --strategy` and recipes' `strategy:` take them unchanged; a
+strategy with options declares them as a dataclass `Options` and is built as `cls(options)`.
+
+Strategies that rank candidates by a reward model record each candidate's score on the
+candidate itself (`Attempt.reward`, saved with the attempts), and `select`/`score` receive
+those rewards beside the verdicts: choosing never needs the reference, and a run's metrics
+can be recomputed from its files.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, ClassVar, Protocol, Sequence
 
 from reasonloop.errors import ReasonloopError
@@ -84,6 +94,15 @@ class Sampler(Protocol):
         """`n` attempts per problem (seeded by run seed, problem id and sample index; cached)."""
         ...
 
+    def continue_texts(self, items: Sequence[tuple[Problem, str]], n: int, settings: SolveSettings, *,
+                       stop: tuple[str, ...] = (), salt: str = "") -> list[list[Attempt]]:
+        """`n` continuations of each (problem, solution prefix) (step-level search); see `reasonloop.solve.CachedSampler`."""
+        ...
+
+    def generator(self) -> Any:
+        """The model behind the sampler (reward models check its tokenizer; MMA scores with it)."""
+        ...
+
 
 class Strategy(Protocol):
     name: str
@@ -96,17 +115,19 @@ class Strategy(Protocol):
     def run(self, problems: Sequence[Problem], sampler: Sampler, settings: SolveSettings) -> list[StrategyResult]:
         ...
 
-    def select(self, verdicts: Sequence[Verdict]) -> int | None:
-        """Index of the chosen candidate among one problem's graded candidates (None: no answer)."""
+    def select(self, verdicts: Sequence[Verdict], rewards: Sequence[float | None] | None = None) -> int | None:
+        """Index of the chosen candidate among one problem's graded candidates (None: no answer);
+        `rewards`: each candidate's `Attempt.reward` (None where no reward model scored it)."""
         ...
 
-    def score(self, verdicts: Sequence[Verdict]) -> float:
+    def score(self, verdicts: Sequence[Verdict], rewards: Sequence[float | None] | None = None) -> float:
         """The problem's headline score in [0, 1]."""
         ...
 
 
 STRATEGIES: dict[str, Callable[[], Strategy]] = {}
-STRATEGY_MODULES = ("reasonloop.search.simple",)  # imported on first lookup; each registers its strategies
+STRATEGY_MODULES = ("reasonloop.search.simple", "reasonloop.search.reranking", "reasonloop.search.beam",
+                     "reasonloop.search.mcts", "reasonloop.search.refine", "reasonloop.search.mma")  # imported on first lookup; each registers its strategies
 
 
 def register_strategy(name: str) -> Callable[[type], type]:
@@ -128,14 +149,65 @@ def strategy_names() -> list[str]:
     return sorted(STRATEGIES)
 
 
+def parse_strategy(spec: str) -> tuple[str, dict[str, str]]:
+    """'best_of_n:reward_model=runs/prm,aggregate=min' -> ('best_of_n', {'reward_model': ..., 'aggregate': 'min'})."""
+    name, _, rest = str(spec).partition(":")
+    options: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in rest.split(","))):
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise StrategyError(f"strategy {spec!r}: option {pair!r} is not KEY=VALUE")
+        options[key.strip()] = value.strip()
+    return name.strip(), options
+
+
+def make_options(name: str, options_type: type, raw: dict[str, str]) -> Any:
+    """The strategy's `Options` dataclass from text values, converted to each field's default's type."""
+    known = {f.name: f for f in fields(options_type)}
+    values: dict[str, Any] = {}
+    for key, text in raw.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise StrategyError(f"strategy {name} has no option {key!r}{hint}; its options: {', '.join(known)}")
+        default = known[key].default if known[key].default is not MISSING else None
+        values[key] = convert_option(name, key, text, default)
+    try:
+        return options_type(**values)
+    except (TypeError, ValueError, StrategyError) as exc:
+        raise StrategyError(f"strategy {name}: {exc}") from None
+
+
+def convert_option(name: str, key: str, text: str, default: Any) -> Any:
+    if isinstance(default, tuple):
+        return tuple(part for part in text.split("+") if part)
+    if isinstance(default, bool):
+        return text.lower() in ("1", "true", "yes")
+    for kind in (int, float):
+        if isinstance(default, kind):
+            try:
+                return kind(text)
+            except ValueError:
+                raise StrategyError(f"strategy {name}: option {key} must be a{'n' if kind is int else ''} "
+                                    f"{kind.__name__}, got {text!r}") from None
+    return text or None
+
+
 def get_strategy(name: str) -> Strategy:
-    """The registered strategy `name`; an unknown name lists the registered ones."""
+    """The registered strategy `name` (with its options, `NAME:KEY=VALUE,...`); an unknown name lists the registered ones."""
     names = strategy_names()
-    if name not in STRATEGIES:
-        close = difflib.get_close_matches(str(name), names, n=1)
+    base, raw = parse_strategy(name)
+    if base not in STRATEGIES:
+        close = difflib.get_close_matches(base, names, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise StrategyError(f"unknown strategy {name!r}{hint}; registered: {', '.join(names)}")
-    return STRATEGIES[name]()
+        raise StrategyError(f"unknown strategy {base!r}{hint}; registered: {', '.join(names)}")
+    cls = STRATEGIES[base]
+    options_type = getattr(cls, "Options", None)
+    if options_type is None:
+        if raw:
+            raise StrategyError(f"strategy {base} takes no options, got {', '.join(raw)}")
+        return cls()
+    return cls(make_options(base, options_type, raw))  # type: ignore[call-arg]
 
 
 def within_budget(attempts: Sequence[Attempt], budget: int | None) -> list[Attempt]:
@@ -165,9 +237,9 @@ class SampledStrategy:
         return [StrategyResult(within_budget(attempts, settings.budget), sum(a.tokens for a in attempts), len(attempts))
                 for attempts in drawn]
 
-    def select(self, verdicts: Sequence[Verdict]) -> int | None:
+    def select(self, verdicts: Sequence[Verdict], rewards: Sequence[float | None] | None = None) -> int | None:
         return 0 if verdicts else None
 
-    def score(self, verdicts: Sequence[Verdict]) -> float:
-        chosen = self.select(verdicts)
+    def score(self, verdicts: Sequence[Verdict], rewards: Sequence[float | None] | None = None) -> float:
+        chosen = self.select(verdicts, rewards)
         return float(chosen is not None and verdicts[chosen].correct)

@@ -41,7 +41,7 @@ class Sampled(SampledStrategy):
 class Sample(Sampled):
     """n samples; the score is the share that is correct (pass@1 estimated from n samples)."""
 
-    def score(self, verdicts: Sequence[Verdict]) -> float:
+    def score(self, verdicts: Sequence[Verdict], rewards: Sequence[float | None] | None = None) -> float:
         return sum(v.correct for v in verdicts) / len(verdicts) if verdicts else 0.0
 
 
@@ -52,7 +52,7 @@ class Majority(Sampled):
     Samples without an answer abstain; a tie goes to the answer seen first. The vote reads
     only the answers the samples give, never the reference."""
 
-    def select(self, verdicts: Sequence[Verdict]) -> int | None:
+    def select(self, verdicts: Sequence[Verdict], rewards: Sequence[float | None] | None = None) -> int | None:
         votes: Counter[str] = Counter()
         first: dict[str, int] = {}
         for index, verdict in enumerate(verdicts):
