@@ -331,3 +331,38 @@ def test_evaluation_timing_maps_each_problem_set_to_its_own_run_whatever_the_ord
     timing = evaluation_timing(output, tmp_path, "eval.v2")
     assert timing["runs"] == {suite: f"eval.v2/eval.v2.{suite}" for suite in ("heldout", "heldout_renamed", "heldout_large")}
     assert timing["metrics"] == output.meta["summary"]
+
+
+def test_dpo_stage_trains_through_the_registered_trainer(tmp_path, shared_data, monkeypatch):
+    from reasonloop.pipeline.recipe import RecipeError
+    from reasonloop.train import dpo
+    from reasonloop.train.sampling import Graded
+
+    def sample(model_dir, problems, *, k, temperature, seed, **kwargs):  # stands in: one right, one wrong each
+        samples = lambda p: [(f" {p.answer}\n#### {p.answer}", "correct"), (" 0.5\n#### 0.5", "incorrect")]
+        return [Graded(p, Attempt(problem_id=p.id, prompt="", completion=text, sample_index=i), Verdict(status=status))
+                for p in problems for i, (text, status) in enumerate(samples(p))]
+
+    monkeypatch.setattr(dpo, "sample_and_grade", sample)
+    recipe = small_recipe(shared_data)
+    recipe["stages"] = recipe["stages"][:3] + [
+        {"name": "prefer", "kind": "dpo", "model": "tiny", "problems": "train_set",
+         "settings": {"max_steps": 2, "batch_size": 4, "save_steps": 1, "k": 2, "betta": 0.2}}]
+    with pytest.raises(RecipeError, match="unknown setting 'betta' in stage prefer.settings; did you mean 'beta'"):
+        run(recipe, tmp_path)
+    del recipe["stages"][-1]["settings"]["betta"]
+    result, _ = run(recipe, tmp_path)
+    out = Path(result.outputs["prefer"].path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["kind"], manifest["pairs"], manifest["optimizer_steps"]) == ("train-dpo", 24, 2)
+    assert out == tmp_path / "run" / "prefer" / "model" and (out / "model.safetensors").is_file()
+    assert run(recipe, tmp_path)[0].timings["prefer"]["status"] == "cached"
+
+
+def test_every_registered_trainer_is_a_training_stage_kind():
+    from reasonloop.pipeline.contract import STAGE_KINDS
+    from reasonloop.pipeline.stages.training import TrainStage
+    from reasonloop.train.registry import trainer_names
+
+    trainers = {kind for kind, cls in STAGE_KINDS.items() if issubclass(cls, TrainStage)}
+    assert trainers == set(trainer_names()) == {"sft", "rft", "dpo", "grpo"}

@@ -373,3 +373,33 @@ def test_dpo_without_pairs_says_why(tiny, problems, tmp_path, monkeypatch):
     monkeypatch.setattr(dpo, "preference_pairs", lambda graded, cap: [])
     with pytest.raises(ReasonloopError, match=r"no preference pairs .* among 16 problems at k=4; 1 had a correct"):
         dpo.train_dpo(tiny, problems, tmp_path / "dpo", dpo.DPOSettings())
+
+
+def test_trainers_are_found_by_name_with_their_settings_and_unknown_names_list_the_registered():
+    from reasonloop.train.registry import TrainerError, get_trainer
+    from reasonloop.train.rft import RFTSettings, train_rft
+    from reasonloop.train.sft import SFTSettings, train_sft
+
+    assert (get_trainer("sft").settings, get_trainer("sft").train) == (SFTSettings, train_sft)
+    assert (get_trainer("rft").settings, get_trainer("rft").train) == (RFTSettings, train_rft)
+    assert list(get_trainer("rft").inputs) == ["heldout", "replay"]
+    with pytest.raises(TrainerError, match="unknown trainer 'ppo'; registered: dpo, grpo, rft, sft"):
+        get_trainer("ppo")
+    with pytest.raises(TrainerError, match="grpo reads no 'heldout' problems; it reads: only its training problems"):
+        get_trainer("grpo").run("m", [], "out", None, heldout=[])
+
+
+def test_train_command_lists_every_registered_trainer_with_its_options():
+    from typer.testing import CliRunner
+
+    from reasonloop.cli import app
+    from reasonloop.train.registry import get_trainer, trainer_names
+
+    runner = CliRunner()
+    listing = runner.invoke(app, ["train", "--help"], terminal_width=200)
+    for name in trainer_names():
+        assert any(line.split()[1:3] == [name, get_trainer(name).help.split()[0]]
+                   for line in listing.output.splitlines() if len(line.split()) > 2), listing.output
+    rft_help = runner.invoke(app, ["train", "rft", "--help"], terminal_width=200).output
+    dpo_help = runner.invoke(app, ["train", "dpo", "--help"], terminal_width=200).output
+    assert "--heldout" in rft_help and "--replay" in rft_help and "--heldout" not in dpo_help

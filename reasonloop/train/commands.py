@@ -1,21 +1,18 @@
-"""`reasonloop train sft|rft|dpo|grpo --model PATH --data FILE --out DIR ...`."""
+"""`reasonloop train NAME --model PATH --data FILE --out DIR ...`: one command per registered trainer
+(`reasonloop.train.registry`), so a new trainer needs no edit here."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import fields
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 
-train_app = typer.Typer(help="Train on verified data: SFT, self-training (RFT), DPO, GRPO.", no_args_is_help=True)
+from reasonloop.train.registry import Trainer, get_trainer, trainer_names
 
-SETTINGS = {
-    "sft": ("reasonloop.train.sft", "SFTSettings"),
-    "rft": ("reasonloop.train.rft", "RFTSettings"),
-    "dpo": ("reasonloop.train.dpo", "DPOSettings"),
-    "grpo": ("reasonloop.train.grpo", "GRPOSettings"),
-}
+train_app = typer.Typer(help="Train on verified data; one command per registered trainer.", no_args_is_help=True)
 
 MODEL = typer.Option(..., "--model", help="Model to start from: a directory, a .gguf file or a Hub id.")
 DATA = typer.Option(..., "--data", help="Problems (JSONL/Parquet Problem records, or a preset source).")
@@ -32,13 +29,10 @@ def parse_value(text: str) -> Any:
 
 
 def make_settings(method: str, pairs: List[str] | None) -> Any:
-    """The method's settings dataclass from KEY=VALUE pairs; unknown keys name the allowed ones."""
-    import importlib
-
+    """The trainer's settings dataclass from KEY=VALUE pairs; unknown keys name the allowed ones."""
     from reasonloop.errors import ReasonloopError
 
-    module, name = SETTINGS[method]
-    cls = getattr(importlib.import_module(module), name)
+    cls = get_trainer(method).settings
     allowed = [f.name for f in fields(cls)]
     values: dict[str, Any] = {}
     for pair in pairs or []:
@@ -67,51 +61,32 @@ def report(payload: dict, as_json: bool) -> None:
     typer.echo(json.dumps(payload, indent=2) if as_json else "\n".join(f"{k}: {v}" for k, v in payload.items()))
 
 
-def sft(model: str = MODEL, data: str = DATA, out: str = OUT, limit: Optional[int] = LIMIT,
-        set_: Optional[List[str]] = SET, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Supervised fine-tuning on worked solutions."""
-    from reasonloop.train.sft import train_sft
+def trainer_command(trainer: Trainer) -> Callable[..., None]:
+    """A command with the shared options plus one `--NAME FILE` per further problem set the trainer reads."""
 
-    settings = make_settings("sft", set_)
-    report({"model": str(train_sft(model, read_problems(data, limit), out, settings))}, as_json)
+    def command(model: str, data: str, out: str, limit: Optional[int], set_: Optional[List[str]], as_json: bool,
+                **inputs: Optional[str]) -> None:
+        settings = make_settings(trainer.name, set_)
+        given = {name: read_problems(path, None) for name, path in inputs.items() if path}
+        result = trainer.run(model, read_problems(data, limit), out, settings, **given)
+        if not as_json and result.table():
+            typer.echo(result.table())
+        report({"model": str(result.model_dir)}, as_json)
 
-
-def rft(model: str = MODEL, data: str = DATA, out: str = OUT, limit: Optional[int] = LIMIT,
-        heldout: Optional[str] = typer.Option(None, "--heldout", help="Problems for per-round held-out accuracy."),
-        replay: Optional[str] = typer.Option(None, "--replay", help="Problems with worked solutions (e.g. the SFT "
-                                                                    "data) added to every round's fine-tuning set."),
-        set_: Optional[List[str]] = SET, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Self-training rounds (STaR / ReST-EM): sample, keep verified, fine-tune."""
-    from reasonloop.train.rft import train_rft
-
-    settings = make_settings("rft", set_)
-    held = read_problems(heldout, None) if heldout else None
-    replayed = read_problems(replay, None) if replay else None
-    result = train_rft(model, read_problems(data, limit), out, settings, heldout=held, replay=replayed)
-    if not as_json:
-        typer.echo(result.table())
-    report({"model": str(result.model_dir)}, as_json)
-
-
-def dpo(model: str = MODEL, data: str = DATA, out: str = OUT, limit: Optional[int] = LIMIT,
-        set_: Optional[List[str]] = SET, as_json: bool = typer.Option(False, "--json")) -> None:
-    """DPO on verified-correct vs incorrect attempts of the same problems."""
-    from reasonloop.train.dpo import train_dpo
-
-    settings = make_settings("dpo", set_)
-    report({"model": str(train_dpo(model, read_problems(data, limit), out, settings))}, as_json)
-
-
-def grpo(model: str = MODEL, data: str = DATA, out: str = OUT, limit: Optional[int] = LIMIT,
-         set_: Optional[List[str]] = SET, as_json: bool = typer.Option(False, "--json")) -> None:
-    """GRPO with the verifier as reward."""
-    from reasonloop.train.grpo import train_grpo
-
-    settings = make_settings("grpo", set_)
-    report({"model": str(train_grpo(model, read_problems(data, limit), out, settings))}, as_json)
+    shared = [("model", MODEL), ("data", DATA), ("out", OUT), ("limit", LIMIT), ("set_", SET),
+              ("as_json", typer.Option(False, "--json", help="Print the result as JSON."))]
+    types = {"model": str, "data": str, "out": str, "limit": Optional[int], "set_": Optional[List[str]], "as_json": bool}
+    parameters = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=types[name])
+                  for name, default in shared]
+    parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+                                     default=typer.Option(None, f"--{name}", help=help))
+                   for name, help in trainer.inputs.items()]
+    command.__signature__ = inspect.Signature(parameters)
+    command.__doc__ = trainer.help
+    return command
 
 
 def register(app: typer.Typer) -> None:
-    for name, function in (("sft", sft), ("rft", rft), ("dpo", dpo), ("grpo", grpo)):
-        train_app.command(name)(function)
+    for name in trainer_names():
+        train_app.command(name)(trainer_command(get_trainer(name)))
     app.add_typer(train_app, name="train")

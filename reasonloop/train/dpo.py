@@ -17,6 +17,7 @@ from typing import Sequence
 from reasonloop.errors import ReasonloopError
 from reasonloop.records import Problem
 from reasonloop.train import common
+from reasonloop.train.registry import register_trainer
 from reasonloop.train.sampling import Graded, sample_and_grade, write_graded
 
 
@@ -71,6 +72,8 @@ def preference_pairs(graded: Sequence[Graded], pairs_per_problem: int) -> list[t
             for chosen, rejected in list(zip(right, wrong))[:pairs_per_problem]]
 
 
+@register_trainer("dpo", settings=DPOSettings,
+                  help="DPO on verified-correct vs incorrect attempts of the same problems.")
 def train_dpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
               settings: DPOSettings | None = None) -> Path:
     """Sample, pair, and train with DPO; returns `out_dir` (a standard HF dir)."""

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 from reasonloop.errors import ReasonloopError
 from reasonloop.records import Problem
 from reasonloop.train import common
+from reasonloop.train.registry import register_trainer
 from reasonloop.train.sampling import Graded, sample_and_grade, write_graded
 
 PREFLIGHT_ITEMS = 8
@@ -126,6 +127,7 @@ def preflight_rewards(reward_functions: Sequence[Callable], problems: Sequence[P
                                   "completions checked before training: it cannot score this data")
 
 
+@register_trainer("grpo", settings=GRPOSettings, help="GRPO with the verifier as reward.")
 def train_grpo(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
                settings: GRPOSettings | None = None, reward_functions: Sequence[Callable] | None = None) -> Path:
     """GRPO on `problems` (their `answer` is the reference); returns `out_dir` (a standard HF dir)."""

@@ -26,6 +26,7 @@ from reasonloop.errors import ReasonloopError
 from reasonloop.records import Attempt, Problem, Verdict, load
 from reasonloop.solve import directory_caches
 from reasonloop.train import common
+from reasonloop.train.registry import TrainResult, register_trainer
 from reasonloop.train.sampling import Graded, sample_and_grade, write_graded
 from reasonloop.train.sft import SFTSettings, train_sft
 from reasonloop.verify import steps
@@ -95,9 +96,11 @@ class RoundStats:
 
 
 @dataclass
-class RFTResult:
-    model_dir: Path
-    rounds: list[RoundStats]
+class RFTResult(TrainResult):
+    rounds: list[RoundStats] = field(default_factory=list)
+
+    def meta(self) -> dict:
+        return {"rounds": json.loads(json.dumps([asdict(r) for r in self.rounds], default=str))}
 
     def table(self) -> str:
         lines = ["round  solved       kept  steps  held-out"]
@@ -197,6 +200,11 @@ def run_round(number: int, sampler: Path | str, start: Path | str, problems: Seq
     return stats
 
 
+@register_trainer("rft", settings=RFTSettings,
+                  help="Self-training rounds (STaR / ReST-EM): sample, keep verified, fine-tune.",
+                  inputs={"heldout": "Problems for per-round held-out accuracy.",
+                          "replay": "Problems with worked solutions (e.g. the SFT data) added to every round's "
+                                    "fine-tuning set."})
 def train_rft(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
               settings: RFTSettings | None = None, heldout: Sequence[Problem] | None = None,
               replay: Sequence[Problem] | None = None) -> RFTResult:

@@ -15,6 +15,7 @@ from typing import Sequence
 
 from reasonloop.records import Problem
 from reasonloop.train import common
+from reasonloop.train.registry import register_trainer
 
 
 @dataclass
@@ -30,6 +31,7 @@ class SFTSettings(common.TrainSettings):
     group_by_length: bool = True
 
 
+@register_trainer("sft", settings=SFTSettings, help="Supervised fine-tuning on worked solutions.")
 def train_sft(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
               settings: SFTSettings | None = None) -> Path:
     """Fine-tune `model` on the problems' worked solutions; returns `out_dir` (a standard HF dir)."""

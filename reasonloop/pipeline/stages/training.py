@@ -1,24 +1,28 @@
-"""The training stages: a model in, a trained checkpoint out (SFT, self-training, GRPO)."""
+"""The training stages: a model in, a trained checkpoint out (SFT, self-training, DPO, GRPO).
+
+A training stage's kind is the name of its trainer in `reasonloop.train.registry`, which gives its
+settings dataclass (the stage's `settings:`) and its train function."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from reasonloop.errors import ReasonloopError
-from reasonloop.pipeline.contract import RecipeError, StageConfig, StageOutput, register_stage, settings_object
+from reasonloop.pipeline.contract import (RecipeError, RunContext, StageConfig, StageOutput, register_stage,
+                                          settings_object)
 from reasonloop.pipeline.stages.models import model_output
 from reasonloop.records import Attempt, Problem, Verdict, load
+from reasonloop.train.registry import Trainer, get_trainer
 
 
 class TrainStage(StageConfig):
-    """Shared by the training stages: a model in, a trained checkpoint out."""
+    """Shared by the training stages: a model and problems in, a trained checkpoint out, through the
+    trainer registered under the stage's kind (`reasonloop.train.registry`)."""
 
     produces: ClassVar = "model"
-    settings_class: ClassVar[tuple[str, str]] = ("", "")  # (module, class)
+    refs: ClassVar = {"model": ("model",), "problems": ("problems",)}
 
     model: str = Field(description="The model to start from: a model stage or 'base'.")
     settings: dict[str, Any] = Field(default_factory=dict, description="Fields of the trainer's settings dataclass.")
@@ -26,11 +30,21 @@ class TrainStage(StageConfig):
     def preflight(self) -> None:
         self.trainer_settings()
 
-    def trainer_settings(self) -> Any:
-        import importlib
+    def trainer(self) -> Trainer:
+        return get_trainer(self.kind)
 
-        module, name = self.settings_class
-        return settings_object(getattr(importlib.import_module(module), name), self.settings, f"{self.name}.settings")
+    def trainer_settings(self) -> Any:
+        return settings_object(self.trainer().settings, self.settings, f"{self.name}.settings")
+
+    def training_problems(self, ctx: RunContext, inputs: dict[str, Any]) -> list[Problem]:
+        return load(inputs["problems"].path, Problem)
+
+    def run(self, ctx, inputs, out_dir, seed):
+        trainer = self.trainer()
+        further = {name: load(inputs[name].path, Problem) for name in trainer.inputs if name in inputs}
+        result = trainer.run(inputs["model"].path, self.training_problems(ctx, inputs), out_dir / "model",
+                             self.trainer_settings(), **further)
+        return model_output(result.model_dir, **result.meta())
 
 
 @register_stage("sft")
@@ -38,7 +52,6 @@ class SFTStage(TrainStage):
     """Supervised fine-tuning on worked solutions: gold ones (`problems`) or verified samples (`verified`)."""
 
     refs: ClassVar = {"model": ("model",), "problems": ("problems",), "verified": ("verdicts",)}
-    settings_class: ClassVar = ("reasonloop.train.sft", "SFTSettings")
 
     problems: str | None = Field(None, description="Problems stage with gold solutions.")
     verified: str | None = Field(None, description="Verify stage: train on its correct samples (STaR / ReST-EM).")
@@ -46,20 +59,16 @@ class SFTStage(TrainStage):
     check_steps: bool = Field(False, description="With `verified`: keep a correct sample only if its calculator "
                                                  "steps are grounded too (`reasonloop.verify.steps`).")
 
-    def run(self, ctx, inputs, out_dir, seed):
-        from reasonloop.train.sft import train_sft
-
+    def training_problems(self, ctx: RunContext, inputs: dict[str, Any]) -> list[Problem]:
         if "problems" in inputs:
-            problems = load(inputs["problems"].path, Problem)
-        elif "verified" in inputs:
-            problems = verified_solutions(inputs["verified"], self.max_per_problem, self.check_steps)
-            ctx.log(f"  {len(problems)} verified solutions to train on")
-        else:
+            return load(inputs["problems"].path, Problem)
+        if "verified" not in inputs:
             raise RecipeError(f"stage {self.name}: set problems (gold solutions) or verified (a verify stage)")
+        problems = verified_solutions(inputs["verified"], self.max_per_problem, self.check_steps)
+        ctx.log(f"  {len(problems)} verified solutions to train on")
         if not problems:
             raise ReasonloopError(f"stage {self.name}: nothing to train on (no correct samples)")
-        path = train_sft(inputs["model"].path, problems, out_dir / "model", self.trainer_settings())
-        return model_output(Path(path))
+        return problems
 
 
 def verified_solutions(verdicts_output: StageOutput, max_per_problem: int, check_steps: bool = False) -> list[Problem]:
@@ -80,36 +89,23 @@ class RFTStage(TrainStage):
 
     refs: ClassVar = {"model": ("model",), "problems": ("problems",), "heldout": ("problems",),
                       "replay": ("problems",)}
-    settings_class: ClassVar = ("reasonloop.train.rft", "RFTSettings")
 
     problems: str = Field(description="Problems stage to sample and verify on.")
     heldout: str | None = Field(None, description="Problems stage for the per-round held-out accuracy.")
     replay: str | None = Field(None, description="Problems stage with worked solutions (e.g. the SFT data) "
                                                  "added to every round's fine-tuning set.")
 
-    def run(self, ctx, inputs, out_dir, seed):
-        from reasonloop.train.rft import train_rft
-
-        optional = {name: load(inputs[name].path, Problem) for name in ("heldout", "replay") if name in inputs}
-        result = train_rft(inputs["model"].path, load(inputs["problems"].path, Problem), out_dir / "model",
-                           self.trainer_settings(), **optional)
-        path = Path(getattr(result, "model_dir", None) or getattr(result, "final_model", None) or out_dir / "model")
-        rounds = [r if isinstance(r, dict) else vars(r) for r in getattr(result, "rounds", [])]
-        return model_output(path, rounds=json.loads(json.dumps(rounds, default=str)))
-
 
 @register_stage("grpo")
 class GRPOStage(TrainStage):
     """GRPO with the verifier as reward through `reasonloop.train.grpo`."""
 
-    refs: ClassVar = {"model": ("model",), "problems": ("problems",)}
-    settings_class: ClassVar = ("reasonloop.train.grpo", "GRPOSettings")
-
     problems: str = Field(description="Problems stage to train on.")
 
-    def run(self, ctx, inputs, out_dir, seed):
-        from reasonloop.train.grpo import train_grpo
 
-        path = train_grpo(inputs["model"].path, load(inputs["problems"].path, Problem), out_dir / "model",
-                          self.trainer_settings())
-        return model_output(Path(path))
+@register_stage("dpo")
+class DPOStage(TrainStage):
+    """DPO on pairs of a verified-correct and an incorrect sample of the same problem, sampled from the
+    starting model (`reasonloop.train.dpo`)."""
+
+    problems: str = Field(description="Problems stage to sample preference pairs on.")
