@@ -24,6 +24,7 @@ TRAINER_MODULES = {
     "rft": "reasonloop.train.rft",
     "dpo": "reasonloop.train.dpo",
     "grpo": "reasonloop.train.grpo",
+    "prm": "reasonloop.train.prm",
 }
 
 
