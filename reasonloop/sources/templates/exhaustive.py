@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from reasonloop.sources.templates.errors import EvalError
 from reasonloop.sources.templates.helpers import HELPERS
-from reasonloop.sources.templates.values import as_labeled, is_number
+from reasonloop.sources.templates.values import Labeled, as_labeled, is_number
 
 NODE_BUDGET = 2_000_000  # bindings tried before a space counts as too large to enumerate
 Env = dict[str, Any]
@@ -83,6 +83,8 @@ def alternatives(assignment, candidates: Any, env: Env) -> list[tuple]:
         if isinstance(candidates, (list, tuple, range)) and not _is_pair(candidates):
             if len(candidates) > NODE_BUDGET:
                 raise _TooLarge(f"{len(candidates):,} candidates in '{assignment.line.text}'")
+            if isinstance(candidates, range):
+                return [(item,) for item in candidates]
             return [(as_labeled(item),) for item in candidates]
         return [(as_labeled(candidates),)]
     items = list(candidates)
@@ -157,19 +159,38 @@ class Explorer:
         assignment = step.assignment
         options, total = self._options(step, env)
         self._sizes.setdefault(depth, total)
-        self._nodes += 1
         if not options:
             return
         share = weight / total
+        checks = [(check, check.expression.run, check.expression.source) for check in step.checks]
+        failures = space.failures
+        names = assignment.targets
+        single = names[0] if len(names) == 1 else None
+        self._nodes += len(options)
+        if self._nodes > self.budget:
+            raise _TooLarge()
         for values in options:
-            self._nodes += 1
-            if self._nodes > self.budget:
-                raise _TooLarge()
-            for name, value in zip(assignment.targets, values):
-                env[name] = value
-            if all(self.holds(check, env, space.failures) for check in step.checks):
+            if single is not None:
+                env[single] = values[0]
+            else:
+                for name, value in zip(names, values):
+                    env[name] = value
+            for check, run, source in checks:  # the hot loop: Template._holds inlined, same outcome
+                try:
+                    result = run(env)
+                except ZeroDivisionError:
+                    result = False
+                except (EvalError, ArithmeticError, TypeError, ValueError):
+                    self.holds(check, env, failures)  # raises the located TemplateError
+                    raise
+                if result.__class__ is Labeled:
+                    result = result.value
+                if not result:
+                    failures[source] += 1
+                    break
+            else:
                 self._walk(positions, depth + 1, env, share, space, targets)
-        for name in assignment.targets:
+        for name in names:
             env.pop(name, None)
 
     def _options(self, step, env: Env) -> tuple[list[tuple], int]:

@@ -33,7 +33,7 @@ from reasonloop.sources.templates.values import (
 )
 
 MAX_TRIES = 100_000  # draws per instance before the enumeration fallback
-RARE_PROBE = 1_000  # failed draws after which the template's space is enumerated (once) to judge rejection
+RARE_PROBE = 200  # failed draws after which the template's space is enumerated (once) to judge rejection
 FINAL_MISMATCH = "#### line of answer_annotated differs from #answer"
 MAX_FINAL_MISMATCHES = 200
 ANSWER_KEY = " answer"  # where a draw keeps the #answer value it checked (not an identifier)
