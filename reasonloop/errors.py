@@ -7,8 +7,13 @@ class ReasonloopError(Exception):
     """Base for user-facing errors raised by reasonloop (bad config, bad input, missing model)."""
 
 
+class ModelError(RuntimeError):
+    """A model could not be loaded or asked: the message names the model/URL and the limit.
+    (Defined here, the lowest layer, so the CLI's error list needs nothing above it;
+    `reasonloop.models` re-exports it.)"""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
-    from reasonloop.models.base import ModelError
     from reasonloop.records import RecordError
 
     return (ReasonloopError, RecordError, ModelError, FileNotFoundError, ValueError)

@@ -1,5 +1,5 @@
 """Run directories for the report tests: real GSM8K problems, records written with the
-run-directory writer (`reasonloop.evaluate.rundir`), metrics from `compute_metrics`,
+run-directory writer (`reasonloop.rundir`), metrics from `compute_metrics`,
 verdict statuses drawn with a seed.
 
 Completions are built from each problem's own reference solution (right or wrong final
@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from reasonloop.evaluate.metrics import compute_metrics
-from reasonloop.evaluate.rundir import make_manifest, write_run
+from reasonloop.rundir import make_manifest, write_run
 from reasonloop.records import Attempt, Problem, Verdict
 from reasonloop.sources.datasets import load_problems
 from reasonloop.text import gsm8k_rationale
@@ -117,7 +117,7 @@ def make_quickstart_runs(shared_data: Path, run_dir: Path, *, problems: int = 60
 
 def write_training_run(run_dir: Path, kind: str, config: dict, rows: list[dict], **extra) -> Path:
     """A trainer's output as `reasonloop.train.common.fit` leaves it: manifest and step log, no metrics."""
-    from reasonloop.evaluate.rundir import write_manifest
+    from reasonloop.rundir import write_manifest
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "train_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))

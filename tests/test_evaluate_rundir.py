@@ -3,7 +3,7 @@ import json
 import pytest
 
 from reasonloop.evaluate.metrics import compute_metrics
-from reasonloop.evaluate.rundir import (
+from reasonloop.rundir import (
     MANIFEST_KEYS,
     REQUIRED_METRICS,
     RUN_FORMAT_VERSION,

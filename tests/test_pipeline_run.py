@@ -365,4 +365,4 @@ def test_every_registered_trainer_is_a_training_stage_kind():
     from reasonloop.train.registry import trainer_names
 
     trainers = {kind for kind, cls in STAGE_KINDS.items() if issubclass(cls, TrainStage)}
-    assert trainers == set(trainer_names()) == {"sft", "rft", "dpo", "grpo"}
+    assert trainers == set(trainer_names()) and trainers >= {"sft", "rft", "dpo", "grpo"}

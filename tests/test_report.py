@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reasonloop.evaluate.rundir import RunFormatError, make_manifest, write_manifest
+from reasonloop.rundir import RunFormatError, make_manifest, write_manifest
 from reasonloop.stats import p_value_text
 from reasonloop.report import build_report
 from reasonloop.report.build import paired_change

@@ -4,7 +4,7 @@
 """
 
 from reasonloop.evaluate.metrics import bootstrap_ci, compute_metrics, majority_correct, pass_at_k
-from reasonloop.evaluate.rundir import RUN_FORMAT_VERSION, Run, RunFormatError, read_run, write_run
+from reasonloop.rundir import RUN_FORMAT_VERSION, Run, RunFormatError, read_run, write_run
 from reasonloop.evaluate.runner import evaluate_attempts, evaluate_suite
 from reasonloop.evaluate.suites import Suite, SuiteError, known_suites, load_suite, suite_problems
 

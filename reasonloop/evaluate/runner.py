@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from reasonloop.errors import ReasonloopError
 from reasonloop.evaluate.metrics import compute_metrics
-from reasonloop.evaluate.rundir import (CACHE_DIR, MANIFEST, PROBLEMS, RunFormatError, make_manifest, read_manifest,
-                                       write_manifest, write_run)
+from reasonloop.rundir import (CACHE_DIR, MANIFEST, PROBLEMS, RunFormatError, make_manifest, read_manifest,
+                               write_manifest, write_run)
 from reasonloop.evaluate.suites import Suite, load_suite, suite_problems
 from reasonloop.models.base import Generator
 from reasonloop.prompts import PromptFormat

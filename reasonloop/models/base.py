@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Protocol, Sequence, Union, runtime_checkable
 
+from reasonloop.errors import ModelError  # noqa: F401 - re-exported: models raise it, the CLI catches it
+
 ChatMessages = list[dict[str, str]]
 Prompt = Union[str, ChatMessages]
-
-
-class ModelError(RuntimeError):
-    """A model could not be loaded or asked: the message names the model/URL and the limit."""
 
 
 @dataclass(frozen=True)

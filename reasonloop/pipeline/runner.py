@@ -253,7 +253,7 @@ def verifier_version() -> str | None:
 
 
 def pipeline_manifest(recipe: Recipe, executor: Any) -> dict[str, Any]:
-    from reasonloop.evaluate.rundir import make_manifest, package_versions
+    from reasonloop.rundir import make_manifest, package_versions
 
     manifest = make_manifest(
         kind="pipeline",

@@ -1,4 +1,4 @@
-"""A run directory as the report sees it: read with `reasonloop.evaluate.rundir.read_run`
+"""A run directory as the report sees it: read with `reasonloop.rundir.read_run`
 (which turns anything wrong but a non-run directory into warnings), grouped into traces.
 
 The report also reads an optional `trees.jsonl` beside the records, one
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonloop.evaluate.rundir import Run, read_run
+from reasonloop.rundir import Run, read_run
 from reasonloop.records import Trace, iter_jsonl_rows
 
 TREES = "trees.jsonl"

@@ -362,7 +362,7 @@ def fit(trainer_cls, kind: str, loaded: LoadedModel, settings: TrainSettings, ou
 
 def write_manifest(out_dir: Path, kind: str, loaded: LoadedModel, settings: Any, **extra: Any) -> Path:
     from reasonloop.atomic import atomic_write_json
-    from reasonloop.evaluate.rundir import make_manifest
+    from reasonloop.rundir import make_manifest
     from reasonloop.verify import verifier_id
 
     manifest = make_manifest(kind=kind, model=loaded.name, model_fingerprint=loaded.fingerprint,

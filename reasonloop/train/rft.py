@@ -248,7 +248,7 @@ def write_rft_log(out_dir: Path, rounds: Sequence[RoundStats]) -> None:
 
 
 def rft_manifest(model: str, settings: RFTSettings, rounds: Sequence[RoundStats]) -> dict:
-    from reasonloop.evaluate.rundir import make_manifest
+    from reasonloop.rundir import make_manifest
     from reasonloop.verify import verifier_id
 
     return make_manifest(kind="train-rft", model=model, verifier_version=verifier_id(), seed=settings.seed,

@@ -147,7 +147,7 @@ class EvaluateStage(SamplingFields):
 
     def run(self, ctx, inputs, out_dir, seed):
         from reasonloop.evaluate.metrics import compute_metrics
-        from reasonloop.evaluate.rundir import make_manifest, write_run
+        from reasonloop.rundir import make_manifest, write_run
 
         model, summary = inputs["model"], {}
         fmt = model_prompt_format(model)

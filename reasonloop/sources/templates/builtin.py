@@ -26,7 +26,7 @@ LIBRARY_DIR = Path(__file__).resolve().parent / "library"
 
 @lru_cache(maxsize=1)
 def _library() -> tuple["Template", ...]:
-    from reasonloop.sources.templates import load_template
+    from reasonloop.sources.templates.build import load_template
 
     paths = sorted(LIBRARY_DIR.glob("*.json"))
     if not paths:
@@ -49,7 +49,7 @@ def builtin_templates(*, max_steps: int | None = None, min_steps: int | None = N
 def builtin_problems(n_per_template: int, seed: int, *, max_steps: int | None = None, min_steps: int | None = None,
                      perturb: str | None = None) -> list[Problem]:
     """`n_per_template` seeded instances of each selected template (optionally perturbed)."""
-    from reasonloop.sources.templates import generate_problems
+    from reasonloop.sources.templates.generate import generate_problems
 
     templates = builtin_templates(max_steps=max_steps, min_steps=min_steps)
     return generate_problems(templates, per_template=n_per_template, seed=seed, perturb=perturb)
