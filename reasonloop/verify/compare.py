@@ -7,8 +7,10 @@ set/list of solutions, equation, or a scalar expression. Rules a reader may disp
 (documented in docs/verify.md):
 
 - percent: `X%` matches both X (the number the question asked for) and X/100 (its value);
-- decimals: a decimal with at least 6 significant digits matches a value it is the rounding
-  of (0.333333 = 1/3); with fewer it must be exact (0.333 != 1/3, 3.14 != pi, 0.000067 != 0.0000672);
+- decimals: a decimal with at least `decimal_digits` (default 6, allowed 3..15) significant
+  digits matches a value it is the rounding or the truncation of (0.333333 = 1/3,
+  0.666666 = 0.666667 = 2/3, 3.141592 = pi); with fewer it must be exact (0.333 != 1/3,
+  3.14 != pi, 0.000067 != 0.0000672);
 - base-n: `204_5` matches `204_{5}` and `204` (the subscript may be left out), never the
   decimal value 54, because the question asked for the base-n numeral;
 - `x =`, `(x, y) =`, `x \\in` before an answer name the variable and are dropped;
@@ -23,6 +25,7 @@ from __future__ import annotations
 import cmath
 import random
 import re
+from contextvars import ContextVar
 from fractions import Fraction
 from functools import lru_cache
 from typing import Optional
@@ -36,7 +39,9 @@ Decision = Optional[bool]  # True equal, False not equal, None undecided (ask ma
 Form = tuple
 
 MAX_ITEMS = 64
-ROUNDED_DECIMAL_DIGITS = 6
+ROUNDED_DECIMAL_DIGITS = 6  # the default precision policy (docs/verify.md)
+DECIMAL_DIGITS_RANGE = (3, 15)  # fewer digits would equate 0.33 with 1/3; more than a double holds is noise
+_decimal_digits: ContextVar[int] = ContextVar("decimal_digits", default=ROUNDED_DECIMAL_DIGITS)
 CLOSE, APART = 1e-9, 1e-6
 
 MATRIX = re.compile(r"^\\begin\{([pbBvV]?matrix|array)\}(?:\{[lcr|]*\})?(.*)\\end\{\1\}$", re.S)
@@ -128,10 +133,25 @@ def answers_equal(prediction: str, reference: str) -> Decision:
     return compare_answers(prediction, reference)[0]
 
 
-def compare_answers(prediction: str, reference: str) -> tuple[Decision, str]:
-    """The decision and the reference's form name (`scalar`, `set`, `matrix`...) for the reason line."""
-    reference_form = classify(reference)
-    return forms_equal(classify(prediction), reference_form), reference_form[0]
+def compare_answers(prediction: str, reference: str, *, decimal_digits: int = ROUNDED_DECIMAL_DIGITS
+                    ) -> tuple[Decision, str]:
+    """The decision and the reference's form name (`scalar`, `set`, `matrix`...) for the reason line.
+
+    `decimal_digits`: significant digits from which a decimal stands for the values it rounds
+    or truncates (see the module docstring); outside DECIMAL_DIGITS_RANGE it is refused."""
+    check_decimal_digits(decimal_digits)
+    token = _decimal_digits.set(decimal_digits)
+    try:
+        reference_form = classify(reference)
+        return forms_equal(classify(prediction), reference_form), reference_form[0]
+    finally:
+        _decimal_digits.reset(token)
+
+
+def check_decimal_digits(decimal_digits: object) -> None:
+    low, high = DECIMAL_DIGITS_RANGE
+    if type(decimal_digits) is not int or not low <= decimal_digits <= high:
+        raise ValueError(f"decimal_digits must be an integer from {low} to {high}, got {decimal_digits!r}")
 
 
 def forms_equal(a: Form, b: Form) -> Decision:
@@ -217,12 +237,20 @@ def rationals_equal(a: Node, b: Node, x: Fraction, y: Fraction) -> bool:
 
 
 def rounded_match(written: Node, decimal: Fraction | complex, value: Fraction | complex) -> bool:
-    """A decimal with >= 6 significant digits stands for any value it is the rounding of."""
+    """A decimal with >= `decimal_digits` significant digits stands for any value it is the
+    rounding or the truncation (toward zero) of."""
     literal = decimal_literal(written)
-    if literal is None or len(literal.replace(".", "").lstrip("0")) < ROUNDED_DECIMAL_DIGITS:
+    if literal is None or len(literal.replace(".", "").lstrip("0").lstrip("-")) < _decimal_digits.get():
         return False
     places = len(literal.split(".")[1])
-    return abs(complex(decimal) - complex(value)) <= 0.5 * 10.0 ** -places * (1 + 1e-9)
+    step = 10.0 ** -places
+    gap = complex(value) - complex(decimal)
+    if abs(gap) <= 0.5 * step * (1 + 1e-9):
+        return True
+    if gap.imag or complex(decimal).imag:
+        return False
+    beyond = gap.real if complex(decimal).real >= 0 else -gap.real  # truncation moves toward zero
+    return 0 <= beyond < step * (1 - 1e-9)
 
 
 def constants_equal(a: Node, b: Node) -> Decision:

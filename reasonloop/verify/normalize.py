@@ -47,15 +47,58 @@ THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 
 
 def normalize(answer: str) -> str:
-    """Presentation stripped: delimiters, `\\left`, spacing, `\\dfrac`, units, degree signs."""
+    """Presentation stripped: delimiters, `\\left`, spacing, `\\dfrac`, units, degree signs;
+    `0.\\overline{3}`, `2 1/2` and the set of all reals rewritten into one spelling each."""
     text = answer.strip()
     for pattern, replacement in PRESENTATION:
         text = pattern.sub(replacement, text)
     text = PERCENT_WORD.sub("%", text)
     text = strip_units(text)
+    text = number_in_words(text)
     text = TEXT_WRAPPER.sub(lambda match: match.group(1), text)
+    text = strip_units(" ".join(text.split()))
+    text = ALL_REALS.sub(r"(-\\infty,\\infty)", text)
+    text = OVERLINE.sub(repeating_decimal, text)
+    text = MIXED_NUMBER.sub(mixed_number, text)
     text = " ".join(text.split()).strip(" ,;:").rstrip(".")
     return without_thousands(text)
+
+
+WHOLE_TEXT = re.compile(r"^\\text\{([^{}]*)\}$")
+NUMBER_TOKEN = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?")
+ALL_REALS = re.compile(r"\\mathbb\s*\{?\s*R\s*\}?|\\R(?![a-zA-Z])|^(?:the set of )?all real numbers$|^all reals$",
+                       re.I)
+OVERLINE = re.compile(r"(-?)(\d*)\.(\d*)\\overline\s*(?:\{(\d+)\}|(\d))")
+MIXED_NUMBER = re.compile(r"^(-?)(\d+)\s+(\d+)\s*/\s*(\d+)$")
+
+
+def number_in_words(text: str) -> str:
+    """`\\text{there are 12 apples}` -> `12`: a whole-text answer with words around one number."""
+    match = WHOLE_TEXT.match(text)
+    if not match:
+        return text
+    inner = match.group(1)
+    numbers = NUMBER_TOKEN.findall(inner)
+    words = re.sub(NUMBER_TOKEN, " ", inner).split()
+    if len(numbers) == 1 and words and all(word.isalpha() for word in words):
+        return numbers[0]
+    return text
+
+
+def repeating_decimal(match: re.Match) -> str:
+    """`0.1\\overline{6}` -> `(1/6)`: the exact value of a repeating decimal."""
+    sign, whole, fixed, repeat = match.group(1), match.group(2) or "0", match.group(3), match.group(4) or match.group(5)
+    numerator = int(whole + fixed + repeat) - int(whole + fixed)
+    denominator = 10 ** len(fixed) * (10 ** len(repeat) - 1)
+    return f"{sign}({numerator}/{denominator})"
+
+
+def mixed_number(match: re.Match) -> str:
+    """`2 1/2` (the whole answer) -> `(5/2)`; a plain-text mixed number is never a product."""
+    sign, whole, top, bottom = match.group(1), int(match.group(2)), int(match.group(3)), int(match.group(4))
+    if bottom == 0:
+        return match.group(0)
+    return f"{sign}({whole * bottom + top}/{bottom})"
 
 
 def strip_units(text: str) -> str:

@@ -1,0 +1,100 @@
+"""Answer forms the fast path missed on real model output (issue #20), and the decimal precision policy.
+
+Each pair is decided by the fast path (no math-verify), so `compare_answers` is the unit."""
+
+from __future__ import annotations
+
+import pytest
+
+from reasonloop.verify import grade
+from reasonloop.verify.compare import DECIMAL_DIGITS_RANGE, compare_answers
+
+
+def decide(prediction: str, reference: str, **settings) -> bool | None:
+    return compare_answers(prediction, reference, **settings)[0]
+
+
+@pytest.mark.parametrize("prediction, reference, expected", [
+    ("0.\\overline{3}", "\\frac{1}{3}", True),
+    ("0.1\\overline{6}", "\\frac16", True),
+    ("0.\\overline{142857}", "1/7", True),
+    ("1.\\overline{27}", "\\frac{14}{11}", True),
+    ("0.\\overline{3}", "0.3", False),
+    ("0.\\overline{6}", "\\frac{1}{3}", False),
+    ("2.\\overline{9}", "3", True),
+])
+def test_repeating_decimals_written_with_overline(prediction, reference, expected):
+    assert decide(prediction, reference) is expected
+
+
+@pytest.mark.parametrize("prediction, reference, expected", [
+    ("2 1/2", "\\frac{5}{2}", True),
+    ("2 1/2", "2\\frac{1}{2}", True),
+    ("-1 3/4", "-\\frac{7}{4}", True),
+    ("2 1/2", "\\frac{3}{2}", False),
+    ("10 3/8 inches", "\\frac{83}{8}", True),
+])
+def test_mixed_numbers_in_plain_text(prediction, reference, expected):
+    assert decide(prediction, reference) is expected
+
+
+@pytest.mark.parametrize("prediction, reference, expected", [
+    ("\\mathbb{R}", "(-\\infty,\\infty)", True),
+    ("(-\\infty, \\infty)", "\\mathbb{R}", True),
+    ("\\text{all real numbers}", "(-\\infty,\\infty)", True),
+    ("\\mathbb{R}", "[0,\\infty)", False),
+    ("(-\\infty, 0) \\cup (0, \\infty)", "\\mathbb{R}", False),
+])
+def test_all_reals_as_a_symbol_or_an_interval(prediction, reference, expected):
+    assert decide(prediction, reference) is expected
+
+
+@pytest.mark.parametrize("prediction, reference, expected", [
+    ("\\text{12 cm}", "12", True),
+    ("\\text{there are 12 apples}", "12", True),
+    ("\\text{there are 13 apples}", "12", False),
+    ("\\text{1011}_2", "1011_2", True),
+    ("\\text{1011}_{2}", "1011_2", True),
+    ("\\text{1101}_2", "1011_2", False),
+    ("\\text{Evelyn}", "Evelyn", True),
+])
+def test_text_with_words_around_the_answer_or_around_base_n_digits(prediction, reference, expected):
+    assert decide(prediction, reference) is expected
+
+
+@pytest.mark.parametrize("prediction, reference, expected", [
+    ("0.666666", "\\frac{2}{3}", True),        # truncated, 6 significant digits
+    ("0.666667", "\\frac{2}{3}", True),        # rounded
+    ("3.141592", "\\pi", True),                # truncated pi
+    ("1.414213", "\\sqrt{2}", True),
+    ("0.666665", "\\frac{2}{3}", False),       # neither the rounding nor the truncation
+    ("0.6666", "\\frac{2}{3}", False),         # too few digits by default: 0.6666 is its own value
+    ("3.1415", "\\pi", False),
+    ("0.1666", "\\frac{1}{6}", False),
+])
+def test_decimals_that_truncate_an_exact_value_default_precision(prediction, reference, expected):
+    assert decide(prediction, reference) is expected
+
+
+@pytest.mark.parametrize("prediction, reference, digits, expected", [
+    ("0.6666", "\\frac{2}{3}", 4, True),
+    ("3.1415", "\\pi", 4, True),
+    ("0.6667", "\\frac{2}{3}", 4, True),
+    ("0.6665", "\\frac{2}{3}", 4, False),
+    ("0.666666", "\\frac{2}{3}", 8, False),    # a stricter setting wants more digits
+    ("0.66666666", "\\frac{2}{3}", 8, True),
+])
+def test_decimal_precision_setting_both_ways(prediction, reference, digits, expected):
+    assert decide(prediction, reference, decimal_digits=digits) is expected
+
+
+@pytest.mark.parametrize("digits", [DECIMAL_DIGITS_RANGE[0] - 1, DECIMAL_DIGITS_RANGE[1] + 1, 2.5, "6", True])
+def test_precision_outside_its_documented_range_is_refused(digits):
+    with pytest.raises(ValueError, match="decimal_digits must be an integer from"):
+        compare_answers("0.5", "1/2", decimal_digits=digits)
+
+
+def test_forms_end_to_end_through_grade():
+    assert grade("so $\\boxed{0.\\overline{3}}$", "\\frac13").status == "correct"
+    assert grade("The answer is 2 1/2", "5/2").status == "correct"
+    assert grade("\\boxed{\\mathbb{R}}", "(-\\infty,\\infty)").status == "correct"
