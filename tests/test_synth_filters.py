@@ -153,5 +153,8 @@ def test_back_translation_rules():
     assert rule_check(problem, problem.question) is None
     assert rule_check(problem, "Dana had 72 stickers. She traded some. How many are left?") == "missing_number"
     assert rule_check(problem.model_copy(update={"answer": "sixty"}), problem.question) == "answer_malformed"
+    pencil, muffins = builtin_problems(1, seed=0, max_steps=2)[8:10]  # 11 * 10 (mm per cm); half of 50: 50 / 2
+    assert given_numbers(pencil) == {"11", "10"} and rule_check(pencil, pencil.question) == "missing_number"  # strict
+    assert given_numbers(muffins) == {"50", "2"} and rule_check(muffins, muffins.question) is None
     assert oracle_right(problem.question, "Sofia had 12 cards and 72 stickers; how many?")
     assert not oracle_right(problem.question, "Sofia had 12 cards and 70 stickers; how many?")

@@ -10,6 +10,12 @@ the answer is a well-formed number, and every number the solution takes from its
 appears in the generated question. Each round retrains the back-translator from the starting
 model on the training pairs plus every pair kept so far, and retries the solutions not yet kept.
 
+"The numbers the solution takes from its question" are read from the solution alone: every
+number it writes except the results of its steps (right of '='), its final answer and common
+unit constants (24, 60, 100, 1000, 52, 365); a question may state 2, 3, 4, 12 and 100 as words
+(half, twice, triple, quarter, dozen, percent). A constant outside that list (10 mm in a cm) is
+asked for, so such a pair is dropped even with a faithful question: the rule errs strict.
+
 The oracle (no person involved): the withheld question of the held-back template instance is
 known, so a kept question is *checked right* when it states the same quantities (the same
 multiset of numbers) as that question — whose answer, by construction, is the solution's.
@@ -33,6 +39,11 @@ from reasonloop.text import format_number, strip_calculator_annotations
 BT_FORMAT = PromptFormat(name="backtranslate", prompt="Solution: {question}\nQuestion:", target=" {solution}",
                          stop=("\n",))
 RESULT = re.compile(r"=\s*([$€£₹]?-?\d[\d,]*(?:\.\d+)?%?)")
+# Numbers a question may state in words, and unit constants a solution may bring in itself
+# (10 mm in a cm, 60 minutes in an hour): the rule does not ask for those in digits.
+NUMBER_WORDS = {"half": "2", "twice": "2", "double": "2", "doubles": "2", "triple": "3", "thrice": "3",
+                "third": "3", "quarter": "4", "dozen": "12", "percent": "100", "%": "100"}
+UNIT_CONSTANTS = frozenset({"24", "60", "100", "1000", "52", "365"})
 
 
 def solution_prompt(problem: Problem) -> str:
@@ -50,7 +61,13 @@ def given_numbers(problem: Problem) -> set[str]:
     result (right of '=') nor the final answer."""
     text = strip_calculator_annotations(problem.solution or "")
     results = set(number_values(" ".join(RESULT.findall(text)))) | {format_number(problem.answer)}
-    return set(number_values(text)) - results
+    return set(number_values(text)) - results - UNIT_CONSTANTS
+
+
+def question_numbers(question: str) -> set[str]:
+    """The numbers a question states, in digits or as the words of NUMBER_WORDS."""
+    words = set(re.findall(r"[a-z]+|%", question.lower()))
+    return set(number_values(question)) | {value for word, value in NUMBER_WORDS.items() if word in words}
 
 
 def rule_check(problem: Problem, question: str) -> str | None:
@@ -59,7 +76,7 @@ def rule_check(problem: Problem, question: str) -> str | None:
         float(format_number(problem.answer))
     except ValueError:
         return "answer_malformed"
-    missing = given_numbers(problem) - set(number_values(question))
+    missing = given_numbers(problem) - question_numbers(question)
     return "missing_number" if missing else None
 
 
