@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from reasonloop.verify import grade
+from reasonloop.verify import grade, grade_batch
 from reasonloop.verify.compare import DECIMAL_DIGITS_RANGE, compare_answers
 
 
@@ -98,3 +98,19 @@ def test_forms_end_to_end_through_grade():
     assert grade("so $\\boxed{0.\\overline{3}}$", "\\frac13").status == "correct"
     assert grade("The answer is 2 1/2", "5/2").status == "correct"
     assert grade("\\boxed{\\mathbb{R}}", "(-\\infty,\\infty)").status == "correct"
+
+
+PATHOLOGICAL = {  # the answer a model might write -> the status it must get against "12", by the fast path
+    "\\boxed{10^{10^{10^{10}}}}": "incorrect",              # a power tower past any double: not 12
+    "\\boxed{" + "7" * 1_000_000 + "}": "error",            # a million digits: over the answer-length limit
+    "\\boxed{" + "{" * 10_000 + "}": "no_answer",           # 10,000 open braces never close
+    "The result is \\boxed{12": "no_answer",                # an unclosed box is no final answer
+    "\\boxed{\x00\x01\x1b[2J5\x07}": "incorrect",             # control bytes and a terminal escape around 5
+    "": "no_answer",
+}
+
+
+def test_pathological_answers_get_a_status_without_reaching_the_timeout():
+    verdicts = grade_batch([(completion, "12") for completion in PATHOLOGICAL])
+    assert [verdict.status for verdict in verdicts] == list(PATHOLOGICAL.values())
+    assert not any("math-verify" in verdict.reason for verdict in verdicts)  # none waited on the worker pool

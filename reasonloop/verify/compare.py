@@ -257,12 +257,35 @@ def constants_equal(a: Node, b: Node) -> Decision:
     try:
         x, y = numeric(a, {}), numeric(b, {})
     except (OverflowError, ValueError, ZeroDivisionError, KeyError):
-        return None
+        return False if surely_huge(a) != surely_huge(b) else None
     if not (cmath.isfinite(x) and cmath.isfinite(y)):
         return None
     if decimal_literal(a) is not None or decimal_literal(b) is not None:
         return rounded_match(a, x, y) or rounded_match(b, y, x)
     return closeness(x, y)
+
+
+HUGE_LOG10 = 400.0  # beyond any double: 10^400 is not a value a finite answer can equal
+
+
+def surely_huge(node: Node, depth: int = 0) -> bool:
+    """Whether a constant is a power tower past 10^400 (`10^{10^{10^{10}}}`), known without computing it:
+    a base above 1 raised to an exponent that is itself huge or makes log10 exceed HUGE_LOG10."""
+    if node[0] != "pow" or depth > 50 or free_symbols(node):
+        return False
+    try:
+        base = numeric(node[1], {})
+    except (OverflowError, ValueError, ZeroDivisionError, KeyError):
+        return False
+    if base.imag or not cmath.isfinite(base) or base.real <= 1:
+        return False
+    if surely_huge(node[2], depth + 1):
+        return True
+    try:
+        exponent = numeric(node[2], {})
+    except (OverflowError, ValueError, ZeroDivisionError, KeyError):
+        return False
+    return not exponent.imag and exponent.real * cmath.log10(base).real > HUGE_LOG10
 
 
 def closeness(x: complex, y: complex) -> Decision:

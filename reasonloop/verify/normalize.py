@@ -20,6 +20,7 @@ def rules(*pairs: tuple[str, str]) -> list[Rule]:
 
 
 PRESENTATION = rules(
+    (r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]", ""),  # terminal escapes and control bytes
     ("\u2212|\u2013", "-"), ("\u00d7", r"\\times"), ("\u00b7|\u22c5", r"\\cdot"), ("\u221e", r"\\infty"),
     ("\u03c0", r"\\pi"),
     (r"\\(?:displaystyle|textstyle|limits)\b", ""),
