@@ -8,6 +8,7 @@ import pytest
 
 from reasonloop.verify import grade, grade_batch
 from reasonloop.verify.compare import DECIMAL_DIGITS_RANGE, compare_answers
+from reasonloop.verify.pool import GraderPool
 
 
 def decide(prediction: str, reference: str, **settings) -> bool | None:
@@ -114,3 +115,16 @@ def test_pathological_answers_get_a_status_without_reaching_the_timeout():
     verdicts = grade_batch([(completion, "12") for completion in PATHOLOGICAL])
     assert [verdict.status for verdict in verdicts] == list(PATHOLOGICAL.values())
     assert not any("math-verify" in verdict.reason for verdict in verdicts)  # none waited on the worker pool
+
+
+def test_pool_workers_import_their_graders_when_the_pool_starts():
+    pool = GraderPool(size=1)
+    try:
+        pool.start()
+        assert len(pool.workers) == 1 and not pool.workers[0].ready  # spawned, start() did not wait
+        worker = pool.workers[0]
+        assert worker.outbox.poll(60) and worker.outbox.recv() == "ready"  # imported with no batch running
+        worker.ready = True
+        assert pool.run([("\\frac{2}{4}", "0.5")], timeout=5.0)[0][0] == "correct"
+    finally:
+        pool.close()

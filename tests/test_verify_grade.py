@@ -183,7 +183,8 @@ def test_reward_function_for_trl():
 
 def test_reward_is_none_when_the_grader_gives_up():
     reward = make_reward_function(timeout=0.3)
-    assert reward(["p"], ["\\boxed{10^{10^{10^{10}}}}"], answer=["1"]) == [None]
+    # (a power tower such as 10^{10^{10^{10}}} is decided by the fast path now: it is not 1)
+    assert reward(["p"], ["\\boxed{(10^{10})!}"], answer=["1"]) == [None]
 
 
 def run_cli(*args, cwd):

@@ -22,7 +22,7 @@ from reasonloop.records import Verdict
 from reasonloop.text import gsm8k_final_answer, last_boxed
 from reasonloop.verify.compare import compare_answers
 from reasonloop.verify.extract import Found, find_answer
-from reasonloop.verify.pool import shared_pool
+from reasonloop.verify.pool import shared_pool, warm_up
 from reasonloop.verify.worker import shorten
 
 VERIFIER_NAME = "reasonloop-verify"
@@ -51,6 +51,8 @@ def grade_batch(
 ) -> list[Verdict]:
     """Grade (completion, reference) pairs, in order; hard pairs run in parallel in the grader pool."""
     check_arguments(kind, timeout)
+    if items:
+        warm_up(workers)  # the workers import math-verify while the fast path runs (once per process)
     stamp = verifier_id(last_number_fallback)
     verdicts: list[Verdict | None] = []
     hard: list[tuple[int, Found, str]] = []

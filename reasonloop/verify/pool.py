@@ -92,6 +92,16 @@ class GraderPool:
         with self.lock:
             return Batch(self, pairs, timeout).run()
 
+    def start(self, count: int | None = None) -> None:
+        """Spawn up to `count` (default: all) workers now and return at once: each imports
+        math-verify in its own process while the caller goes on (the fast path, say), so the
+        first batch that needs them does not wait for the imports. A running batch is left alone."""
+        if self.lock.acquire(blocking=False):
+            try:
+                self.grow_to(count or self.size)
+            finally:
+                self.lock.release()
+
     def grow_to(self, count: int) -> None:
         while len(self.workers) < min(count, self.size):
             self.workers.append(spawn_worker(self.worker_command))
@@ -214,6 +224,13 @@ def shared_pool(workers: int | None = None) -> GraderPool:
         if _SHARED is None:
             _SHARED = GraderPool(size)
         return _SHARED
+
+
+def warm_up(workers: int | None = None) -> GraderPool:
+    """Start the shared pool's workers in the background (see `GraderPool.start`)."""
+    pool = shared_pool(workers)
+    pool.start()
+    return pool
 
 
 @atexit.register
