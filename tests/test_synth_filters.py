@@ -158,3 +158,16 @@ def test_back_translation_rules():
     assert given_numbers(muffins) == {"50", "2"} and rule_check(muffins, muffins.question) is None
     assert oracle_right(problem.question, "Sofia had 12 cards and 72 stickers; how many?")
     assert not oracle_right(problem.question, "Sofia had 12 cards and 70 stickers; how many?")
+
+
+def test_cli_lists_the_synth_commands_and_refuses_a_bad_eval_set():
+    from typer.testing import CliRunner
+
+    from reasonloop.cli import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["synth", "--help"])
+    assert all(name in listed.output for name in ("qft", "generate", "qpo", "backtranslate"))
+    bad = runner.invoke(app, ["synth", "generate", "--writer", "w", "--solver", "s", "-o", "x.jsonl",
+                              "--eval-set", "no-equals-sign"])
+    assert bad.exit_code != 0 and "--eval-set takes NAME=PATH" in str(bad.exception)

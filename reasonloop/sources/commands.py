@@ -97,5 +97,8 @@ def pick_templates(spec: str) -> tuple[list, list]:
 
 
 def register(app: typer.Typer) -> None:
+    from reasonloop.sources.synth.commands import synth_app
+
     app.add_typer(data_app, name="data")
     app.command("generate")(generate)
+    app.add_typer(synth_app, name="synth")

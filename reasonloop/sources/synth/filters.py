@@ -160,12 +160,12 @@ def shingles(text: str, size: int = 2) -> set[str]:
     return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
-def minhash_of(grams: set[str], num_perm: int, seed: int = 1):
+def minhashes(texts: Sequence[str], num_perm: int, seed: int = 1) -> list:
+    """MinHash digests of the texts' skeleton shingles (one shared set of permutations)."""
     from datasketch import MinHash
 
-    digest = MinHash(num_perm=num_perm, seed=seed)
-    digest.update_batch([gram.encode("utf-8") for gram in grams])
-    return digest
+    return MinHash.bulk([[gram.encode("utf-8") for gram in shingles(text)] for text in texts],
+                        num_perm=num_perm, seed=seed)
 
 
 def dedup_filter(problems: Sequence[Problem], *, threshold: float = 0.7, num_perm: int = 128,
@@ -178,16 +178,19 @@ def dedup_filter(problems: Sequence[Problem], *, threshold: float = 0.7, num_per
     if not 0 < threshold <= 1:
         raise ReasonloopError(f"dedup threshold must be in (0, 1], got {threshold}")
     index = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    for position, problem in enumerate(against):
-        index.insert(f"ref:{position}", minhash_of(shingles(problem.question), num_perm))
+    stored = {f"ref:{position}": digest for position, digest in enumerate(minhashes([p.question for p in against], num_perm))}
+    with index.insertion_session() as session:
+        for key, digest in stored.items():
+            session.insert(key, digest)
     kept, reasons = [], []
-    for position, problem in enumerate(problems):
-        digest = minhash_of(shingles(problem.question), num_perm)
-        hits = [key for key in index.query(digest)]
+    for position, (problem, digest) in enumerate(zip(problems, minhashes([p.question for p in problems], num_perm))):
+        # LSH returns candidates; keep those whose estimated Jaccard really reaches the threshold
+        hits = [key for key in index.query(digest) if digest.jaccard(stored[key]) >= threshold]
         if hits:
             reasons.append("duplicate_of_reference" if all(k.startswith("ref:") for k in hits) else "near_duplicate")
             continue
         index.insert(f"new:{position}", digest)
+        stored[f"new:{position}"] = digest
         kept.append(with_verdict(problem, "dedup", "pass"))
     return tally("dedup", len(problems), kept, reasons)
 
