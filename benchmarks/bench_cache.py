@@ -24,7 +24,7 @@ import reasonloop.solve as solve_path
 from reasonloop.search import SolveSettings
 from reasonloop.pipeline.executors import make_executor
 from reasonloop.pipeline.contract import RunContext, StageOutput, fingerprint_path
-from reasonloop.pipeline.runner import no_progress
+from reasonloop.pipeline.engine import no_progress
 from reasonloop.pipeline.recipe import parse_recipe
 from reasonloop.pipeline.stages.solving import generator_spec, model_prompt_format, run_caches
 from reasonloop.sources.datasets import load_problems

@@ -5,7 +5,8 @@ import pytest
 from reasonloop.errors import ReasonloopError
 from reasonloop.pipeline.executors import make_executor
 from reasonloop.pipeline.recipe import parse_recipe
-from reasonloop.pipeline.runner import RunContext, no_progress
+from reasonloop.pipeline.contract import RunContext
+from reasonloop.pipeline.engine import no_progress
 from reasonloop.pipeline.stages.problems import ProblemsStage
 
 

@@ -69,7 +69,7 @@ def test_ray_generation_through_the_openai_backend_matches_inline(tmp_path, shar
 
     from reasonloop.models import smollm2_gguf_path
     from reasonloop.pipeline.recipe import parse_recipe
-    from reasonloop.pipeline.runner import run_recipe
+    from reasonloop.pipeline.engine import run_recipe
     from reasonloop.records import Attempt, load
 
     with llama_cpp_server(smollm2_gguf_path(), tmp_path / "server.log") as url:

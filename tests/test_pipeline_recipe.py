@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from reasonloop.pipeline.recipe import RecipeError, load_recipe, parse_recipe
-from reasonloop.pipeline.runner import plan
+from reasonloop.pipeline.engine import plan
 from reasonloop.pipeline.contract import settings_object
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +74,15 @@ def test_references_must_name_a_stage_of_the_right_kind():
     raw = loop_recipe()
     raw["stages"][2]["problems"] = "verify"
     assert "stages[2] (solve).problems: stage 'verify' produces verdicts, but this field needs problems" in error_of(raw)
+
+
+def test_a_reward_model_stage_cannot_feed_a_sampling_stage():
+    raw = loop_recipe()
+    raw["stages"].append({"name": "prm", "kind": "prm", "model": "base", "problems": "problems",
+                          "settings": {"kind": "orm", "solutions": 2}})
+    assert parse_recipe(raw).stage("prm").settings == {"kind": "orm", "solutions": 2}
+    raw["stages"][5]["model"] = "prm"
+    assert "stages[5] (eval).model: stage 'prm' produces reward_model, but this field needs model" in error_of(raw)
 
 
 def test_a_cycle_is_named_stage_by_stage():

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from reasonloop.cache import ItemCache
-from reasonloop.pipeline.cachetools import cache_stats, collect_garbage
+from reasonloop.pipeline.cache_admin import cache_stats, collect_garbage
 from reasonloop.pipeline.recipe import parse_recipe
-from reasonloop.pipeline.runner import run_recipe
+from reasonloop.pipeline.engine import run_recipe
 from reasonloop.records import Attempt, Problem, Verdict, load
 
 
@@ -210,7 +210,7 @@ class RecordingGenerator:
 def test_solve_and_evaluate_ask_with_the_models_stop_strings_and_calculator(tmp_path, monkeypatch):
     from reasonloop.pipeline.executors import make_executor
     from reasonloop.pipeline.contract import RunContext, StageOutput
-    from reasonloop.pipeline.runner import no_progress
+    from reasonloop.pipeline.engine import no_progress
     from reasonloop.pipeline.stages import EvaluateStage, SolveStage
     from reasonloop.solve import GeneratorSpec, problem_seed
     from reasonloop.prompts import PromptFormat
@@ -322,7 +322,7 @@ def test_sft_on_verified_samples_can_require_grounded_steps(tmp_path):
 
 def test_evaluation_timing_maps_each_problem_set_to_its_own_run_whatever_the_order(tmp_path):
     from reasonloop.pipeline.contract import StageOutput
-    from reasonloop.pipeline.runner import evaluation_timing
+    from reasonloop.pipeline.engine import evaluation_timing
 
     # a cached stage's summary comes back from JSON with its keys sorted, its runs in recipe order
     output = StageOutput("eval", str(tmp_path / "eval.v2"), "f", {

@@ -67,7 +67,7 @@ def run_recipe_file(recipe_path, overrides, run_dir, cache_dir, executor, addres
     from rich.console import Console
 
     from reasonloop.pipeline.recipe import load_recipe
-    from reasonloop.pipeline.runner import run_recipe
+    from reasonloop.pipeline.engine import run_recipe
 
     overrides = list(overrides)
     if executor:
@@ -197,7 +197,7 @@ def cache_ls(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Items, shards and bytes per cache namespace (one per stage kind)."""
-    from reasonloop.pipeline.cachetools import cache_stats
+    from reasonloop.pipeline.cache_admin import cache_stats
 
     rows = cache_stats(cache_dir)
     if as_json:
@@ -221,7 +221,7 @@ def cache_gc(
     keep: List[Path] = typer.Option([], "--keep", help="Keep only items used by these run directories (repeatable)."),
 ) -> None:
     """Merge shards into one per namespace, drop quarantined shards, and (with --keep) unused items."""
-    from reasonloop.pipeline.cachetools import collect_garbage
+    from reasonloop.pipeline.cache_admin import collect_garbage
 
     for line in collect_garbage(cache_dir, keep):
         typer.echo(line)

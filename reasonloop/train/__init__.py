@@ -10,6 +10,6 @@ Heavy libraries (torch, transformers, trl) load only when a trainer runs.
 """
 
 from reasonloop.stats import McNemar, mcnemar
-from reasonloop.train.evaluate import AccuracyReport, evaluate_accuracy
+from reasonloop.train.heldout import AccuracyReport, evaluate_accuracy
 
 __all__ = ["AccuracyReport", "McNemar", "evaluate_accuracy", "mcnemar"]

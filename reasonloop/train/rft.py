@@ -189,7 +189,7 @@ def run_round(number: int, sampler: Path | str, start: Path | str, problems: Seq
     manifest = json.loads((out / common.MANIFEST).read_text())
     accuracy = None
     if heldout:
-        from reasonloop.train.evaluate import evaluate_accuracy
+        from reasonloop.train.heldout import evaluate_accuracy
 
         serve_checkpoint(settings.server, out)
         accuracy = evaluate_accuracy(out, heldout, batch_size=settings.batch_size, server=settings.server,

@@ -11,7 +11,7 @@ from reasonloop.pipeline.stages.models import TinyModelStage
 from reasonloop.pipeline.stages.problems import ProblemsStage
 from reasonloop.pipeline.stages.report import ReportStage
 from reasonloop.pipeline.stages.solving import EvaluateStage, SolveStage, VerifyStage
-from reasonloop.pipeline.stages.training import DPOStage, GRPOStage, RFTStage, SFTStage
+from reasonloop.pipeline.stages.training import DPOStage, GRPOStage, PRMStage, RFTStage, SFTStage
 
-__all__ = ["DPOStage", "EvaluateStage", "GRPOStage", "ProblemsStage", "RFTStage", "ReportStage", "SFTStage", "SolveStage",
-           "TinyModelStage", "VerifyStage"]
+__all__ = ["DPOStage", "EvaluateStage", "GRPOStage", "PRMStage", "ProblemsStage", "RFTStage", "ReportStage",
+           "SFTStage", "SolveStage", "TinyModelStage", "VerifyStage"]

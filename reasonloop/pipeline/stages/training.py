@@ -1,4 +1,4 @@
-"""The training stages: a model in, a trained checkpoint out (SFT, self-training, DPO, GRPO).
+"""The training stages: a model in, a trained checkpoint out (SFT, self-training, DPO, GRPO, PRM).
 
 A training stage's kind is the name of its trainer in `reasonloop.train.registry`, which gives its
 settings dataclass (the stage's `settings:`) and its train function."""
@@ -44,7 +44,9 @@ class TrainStage(StageConfig):
         further = {name: load(inputs[name].path, Problem) for name in trainer.inputs if name in inputs}
         result = trainer.run(inputs["model"].path, self.training_problems(ctx, inputs), out_dir / "model",
                              self.trainer_settings(), **further)
-        return model_output(result.model_dir, **result.meta())
+        output = model_output(result.model_dir, **result.meta())
+        output.kind = self.produces
+        return output
 
 
 @register_stage("sft")
@@ -109,3 +111,14 @@ class DPOStage(TrainStage):
     starting model (`reasonloop.train.dpo`)."""
 
     problems: str = Field(description="Problems stage to sample preference pairs on.")
+
+
+@register_stage("prm")
+class PRMStage(TrainStage):
+    """A process (or, with settings.kind: orm, outcome) reward model trained on Math-Shepherd labels of the
+    model's own samples (`reasonloop.train.prm`). It scores steps; it does not generate, so no stage that
+    samples from a model can read it."""
+
+    produces: ClassVar = "reward_model"
+
+    problems: str = Field(description="Problems stage whose sampled solutions are labelled.")

@@ -1,11 +1,12 @@
-"""Run a recipe: stages in dependency order, loops for R rounds, every result cached.
+"""The pipeline engine: runs a recipe's stages in dependency order, loops for R rounds, every result cached.
 
 A stage whose key (its settings, its inputs' fingerprints, its code version and seed) is
 unchanged since the last run in the same run directory is not run again. Per-item stages
 (solve, verify, evaluate) also cache each item in the shared content-addressed cache, so a
 changed setting recomputes only the items it changes and a killed run resumes.
 
-    from reasonloop.pipeline import load_recipe, run_recipe
+    from reasonloop.pipeline.recipe import load_recipe
+    from reasonloop.pipeline.engine import run_recipe
     result = run_recipe(load_recipe("recipes/quickstart.yaml"), "runs/quickstart")
 """
 

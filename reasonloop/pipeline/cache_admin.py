@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from reasonloop.cache import ItemCache
 from reasonloop.errors import ReasonloopError
-from reasonloop.pipeline.runner import CACHE_KEYS, default_cache_dir
+from reasonloop.pipeline.engine import CACHE_KEYS, default_cache_dir
 
 
 def namespaces(cache_dir: str | Path | None) -> list[tuple[str, ItemCache]]:
