@@ -16,14 +16,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from reasonloop.records import Problem
 from reasonloop.search.base import Sampler, SolveSettings, StrategyError, StrategyResult, register_strategy
-from reasonloop.search.beam import StepSearch, score_nodes
+from reasonloop.search.beam import Search, StepSearch, score_many
 from reasonloop.search.reranking import RewardOptions
 from reasonloop.search.reward import RewardModel
 from reasonloop.search.steps import split_steps
-from reasonloop.search.stepwise import (Budget, Node, expand, failed_result, prompt_of, result_of,
-                                        token_limit)
+from reasonloop.search.stepwise import Node, expand_many
 
 
 @dataclass(frozen=True)
@@ -82,53 +80,56 @@ class MCTS(StepSearch):
 
     Options = MCTSOptions
 
-    def search(self, problem: Problem, sampler: Sampler, settings: SolveSettings, model: RewardModel) -> StrategyResult:
-        prompt, options = prompt_of(sampler, problem), self.options
-        root, budget, ids = Node(0), Budget(token_limit(settings)), [0]
-        finished: list[Node] = []
+    def search(self, searches: list[Search], sampler: Sampler, settings: SolveSettings, model: RewardModel) -> None:
+        """Every problem's tree grows one iteration at a time, all expansions of an iteration in one call."""
+        options = self.options
         for iteration in range(options.iterations):
-            if budget.spent:
+            jobs = []
+            for s in searches:
+                leaf = None if s.budget.spent else select_leaf(s.root, options.c)
+                if leaf is not None and leaf.terminal:
+                    backup(leaf, leaf.value or 0.0)
+                elif leaf is not None:
+                    jobs.append(s.job(leaf))
+            if not jobs and all(s.budget.spent for s in searches):
                 break
-            leaf = select_leaf(root, options.c)
-            if leaf is None:
-                continue
-            if leaf.terminal:
-                backup(leaf, leaf.value or 0.0)
-                continue
-            children = [c for c in expand(sampler, problem, [leaf], options.expand, settings, budget, ids,
-                                          salt=f"mcts{leaf.id}") if not c.error]
-            score_nodes(model, prompt, children, options.aggregate, budget)
+            drawn = expand_many(sampler, jobs, options.expand, settings, salt=f"mcts{iteration}")
+            owners = {id(s.budget): s for s in searches}
+            pairs = [(owners[id(job.budget)], c) for job, children in zip(jobs, drawn) for c in children if not c.error]
+            score_many(model, [(s.prompt, c, s.budget) for s, c in pairs], options.aggregate)
             if options.value == "rollout":
-                finished += self.rollouts(problem, sampler, settings, model, prompt, children, budget, ids)
-            finished += [c for c in children if c.terminal]
-            for child in children:
+                self.rollouts(sampler, settings, model, [(s, c) for s, c in pairs if not c.terminal], iteration)
+            for s, child in pairs:
+                if child.terminal:
+                    s.finished.append(child)
                 backup(child, child.value or 0.0)
-        leaves = finished or sorted((n for n in walk(root) if n.steps and not n.error), key=lambda n: -(n.value or 0))[:1]
-        if not leaves:
-            return failed_result(problem, prompt, "every sampled step failed or was empty")
-        return result_of(problem, prompt, leaves, budget, root, {"strategy": "mcts", "value_from": options.value})
 
-    def rollouts(self, problem, sampler, settings, model, prompt, children, budget, ids) -> list[Node]:
-        """Complete each unfinished child; its value becomes the finished text's reward."""
-        open_children = [c for c in children if not c.terminal]
-        if not open_children:
-            return []
-        drawn = sampler.continue_texts([(problem, c.text) for c in open_children], 1, settings, salt="rollout")
-        rolled = []
-        for child, (attempt,) in zip(open_children, drawn):
-            budget.tokens += attempt.tokens
-            budget.calls += 1
-            ids[0] += 1
+    def result(self, search: Search) -> StrategyResult:
+        if not search.finished:
+            best = sorted((n for n in walk(search.root) if n.steps and not n.error), key=lambda n: -(n.value or 0))[:1]
+            search.finished = best
+        return super().result(search)
+
+    def rollouts(self, sampler, settings, model, pairs, iteration: int) -> None:
+        """Complete each unfinished child once; the child's value becomes the finished text's reward."""
+        if not pairs:
+            return
+        drawn = sampler.continue_texts([(s.problem, c.text) for s, c in pairs], 1, settings, salt=f"rollout{iteration}")
+        done_pairs = []
+        for (s, child), (attempt,) in zip(pairs, drawn):
+            s.budget.tokens += attempt.tokens
+            s.budget.calls += 1
+            s.ids[0] += 1
             rest = split_steps(attempt.completion)
-            done = Node(ids[0], [*child.steps, *rest], [*child.authors, *[""] * len(rest)], child, terminal=True,
+            done = Node(s.ids[0], [*child.steps, *rest], [*child.authors, *[""] * len(rest)], child, terminal=True,
                         action="rollout", error=attempt.error or (None if rest else "empty rollout"))
             child.children.append(done)
-            rolled.append(done)
-        live = [n for n in rolled if not n.error]
-        score_nodes(model, prompt, live, self.options.aggregate, budget)
-        for node in live:
-            node.parent.value = node.value
-        return live
+            if not done.error:
+                done_pairs.append((s, done))
+        score_many(model, [(s.prompt, done, s.budget) for s, done in done_pairs], self.options.aggregate)
+        for s, done in done_pairs:
+            done.parent.value = done.value
+            s.finished.append(done)
 
 
 def walk(node: Node):

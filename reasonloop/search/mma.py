@@ -31,7 +31,8 @@ from reasonloop.records import Problem, Verdict
 from reasonloop.search.base import Sampler, SolveSettings, StrategyError, StrategyResult, register_strategy
 from reasonloop.search.mcts import backup, uct_child
 from reasonloop.search.simple import answer_key
-from reasonloop.search.stepwise import (STEP_STOP, Budget, Node, child_of, failed_result, prompt_of, result_of,
+from reasonloop.search.beam import Search
+from reasonloop.search.stepwise import (Budget, Job, Node, expand_many, failed_result, prompt_of, result_of,
                                         step_settings, token_limit)
 
 
@@ -98,7 +99,11 @@ class MMA:
             generator = each.generator()
             if not hasattr(generator, "model") or not hasattr(generator, "tokenizer"):
                 raise StrategyError(f"mma scores steps with each model's weights; {generator.name} gives none (use hf)")
-        return [self.search(problem, samplers, settings) for problem in problems]
+        self._values: dict[tuple[str, str, str], float] = {}  # cross-inspection value per (context, step, author)
+        self._step_means: dict[tuple[int, int], float] = {}  # (search, node id) -> its steps' mean value
+        searches = [Search(p, prompt_of(sampler, p), Budget(token_limit(settings))) for p in problems]
+        self.search(searches, samplers, settings)
+        return [self.result(index, s, len(samplers)) for index, s in enumerate(searches)]
 
     @staticmethod
     def other(sampler: Any, path: str) -> Any:
@@ -107,47 +112,57 @@ class MMA:
         generator = GeneratorSpec(path, "hf").load()
         return sampler.for_generator(generator, generator.fingerprint())
 
-    def search(self, problem: Problem, samplers: list, settings: SolveSettings) -> StrategyResult:
-        prompt, options = prompt_of(samplers[0], problem), self.options
-        root, budget, ids = Node(0), Budget(token_limit(settings)), [0]
-        self._values: dict[tuple[str, str, str], float] = {}  # cross-inspection value per (context, step, author)
-        self._step_means: dict[int, float] = {}
-        pending: dict[int, list[tuple[int, str]]] = {}
-        finished: list[Node] = []
-        for _ in range(options.iterations):
-            if budget.spent:
-                break
-            node = self.descend(root, pending, len(samplers))
-            if node is None:
-                break
-            if node.terminal:
-                backup(node, node.value or 0.0)
-                continue
-            model, kind = pending[node.id].pop(0)
-            child = self.act(problem, samplers, settings, prompt, node, model, kind, budget, ids)
-            if child.error:
-                continue
-            if child.terminal:
-                child.value = self.leaf_value(child, finished)
-                finished.append(child)
-            backup(child, child.value or 0.0)
-        if not finished:
-            return failed_result(problem, prompt, "mma found no finished solution within its budget")
-        for leaf in finished:
-            leaf.value = self.leaf_value(leaf, [other for other in finished if other is not leaf])
-        return result_of(problem, prompt, finished, budget, root, {"strategy": "mma", "models": len(samplers)})
+    def search(self, searches: list[Search], samplers: list, settings: SolveSettings) -> None:
+        """All problems' trees grow together: each iteration, one action per tree, one call per model."""
+        pending: dict[tuple[int, int], list[tuple[int, str]]] = {}
+        for iteration in range(self.options.iterations):
+            by_model: dict[int, list[tuple[Job, int, str]]] = {}
+            for index, s in enumerate(searches):
+                node = None if s.budget.spent else self.descend(index, s.root, pending, len(samplers))
+                if node is None:
+                    continue
+                if node.terminal:
+                    backup(node, node.value or 0.0)
+                    continue
+                model, kind = pending[(index, node.id)].pop(0)
+                base = None if kind == "write" else Node(-1, node.steps[:-1], node.authors[:-1])
+                by_model.setdefault(model, []).append((Job(s.problem, node, s.budget, s.ids, base), index, kind))
+            for model, jobs in by_model.items():
+                drawn = expand_many(samplers[model], [job for job, _, _ in jobs], 1, settings, salt=f"mma{iteration}",
+                                    author=f"m{model}")
+                for (job, index, kind), (child,) in zip(jobs, drawn):
+                    child.action = f"m{model}:{kind}"
+                    if not child.error:
+                        self.value(index, searches[index], child, samplers)
 
-    def descend(self, root: Node, pending: dict, models: int) -> Node | None:
+    def value(self, index: int, s: Search, child: Node, samplers: list) -> None:
+        """The child's cross-inspection value (a finished leaf's mixed with answer agreement), backed up."""
+        values = self.step_values(samplers, s.prompt, child, s.budget)
+        child.value = self._step_means[(index, child.id)] = sum(values) / len(values)
+        if child.terminal:
+            child.value = self.leaf_value(index, child, s.finished)
+            s.finished.append(child)
+        backup(child, child.value)
+
+    def result(self, index: int, s: Search, models: int) -> StrategyResult:
+        if not s.finished:
+            return failed_result(s.problem, s.prompt, "mma found no finished solution within its budget")
+        for leaf in s.finished:
+            leaf.value = self.leaf_value(index, leaf, [other for other in s.finished if other is not leaf])
+        return result_of(s.problem, s.prompt, s.finished, s.budget, s.root, {"strategy": "mma", "models": models})
+
+    def descend(self, index: int, root: Node, pending: dict, models: int) -> Node | None:
         """From the root by UCT to a node with an untried action (or a terminal one)."""
         node = root
         while True:
-            if node.id not in pending:
-                pending[node.id] = self.actions(node, models)
-            if node.terminal or pending[node.id]:
+            if (index, node.id) not in pending:
+                pending[(index, node.id)] = self.actions(node, models)
+            if node.terminal or pending[(index, node.id)]:
                 return node
             child = uct_child(node, self.options.c)
-            if child is None:
-                return None if node is root else node
+            if child is None:  # every action here failed: a dead end, never chosen again
+                node.terminal, node.error = True, node.error or "every action failed"
+                return None
             node = child
 
     def actions(self, node: Node, models: int) -> list[tuple[int, str]]:
@@ -155,20 +170,6 @@ class MMA:
         if not self.options.rewrite or not node.steps:
             return writes
         return writes + [(i, "rewrite") for i in range(models) if f"m{i}" != node.authors[-1]]
-
-    def act(self, problem, samplers, settings, prompt, node: Node, model: int, kind: str, budget: Budget, ids) -> Node:
-        base = node if kind == "write" else Node(-1, node.steps[:-1], node.authors[:-1])
-        (attempt,), = samplers[model].continue_texts([(problem, base.text)], 1, settings, stop=STEP_STOP,
-                                                     salt=f"mma{node.id}{kind}")
-        budget.tokens += attempt.tokens
-        budget.calls += 1
-        child = child_of(base, attempt, ids, f"m{model}")
-        child.parent, child.action = node, f"m{model}:{kind}"
-        node.children.append(child)
-        if not child.error:
-            values = self.step_values(samplers, prompt, child, budget)
-            child.value = self._step_means[child.id] = sum(values) / len(values)
-        return child
 
     def step_values(self, samplers, prompt: str, node: Node, budget: Budget) -> list[float]:
         """Cross-inspection values of the node's steps (computed once per step text and prefix)."""
@@ -183,11 +184,11 @@ class MMA:
             values.append(self._values[key])
         return values
 
-    def leaf_value(self, leaf: Node, others: Sequence[Node]) -> float:
+    def leaf_value(self, index: int, leaf: Node, others: Sequence[Node]) -> float:
         """step_weight x mean step value + agreement_weight x share of `others` with the same final answer."""
         key = final_key(leaf)
         agreement = sum(key is not None and final_key(o) == key for o in others) / len(others) if others else 0.0
-        return self.options.step_weight * self._step_means[leaf.id] + self.options.agreement_weight * agreement
+        return self.options.step_weight * self._step_means[(index, leaf.id)] + self.options.agreement_weight * agreement
 
     def select(self, verdicts: Sequence[Verdict], rewards: Sequence[float | None] | None = None) -> int | None:
         from reasonloop.search.reward import best_rewarded

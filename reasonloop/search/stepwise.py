@@ -93,16 +93,40 @@ def has_final_answer(text: str) -> bool:
 def expand(sampler: Sampler, problem: Problem, parents: Sequence[Node], k: int, settings: SolveSettings,
            budget: Budget, next_id: list[int], *, salt: str = "", author: str = "") -> list[Node]:
     """`k` one-step children of each parent (one batched call); children are attached to their parents."""
-    drawn = sampler.continue_texts([(problem, parent.text) for parent in parents], k, settings, stop=STEP_STOP, salt=salt)
-    children = []
-    for parent, attempts in zip(parents, drawn):
+    jobs = [Job(problem, parent, budget, next_id) for parent in parents]
+    return [child for children in expand_many(sampler, jobs, k, settings, salt=salt, author=author) for child in children]
+
+
+@dataclass
+class Job:
+    """One node to expand, with the problem, budget and id counter of its search."""
+
+    problem: Problem
+    parent: Node
+    budget: Budget
+    next_id: list[int]
+    base: Node | None = None  # MMA's rewrite: continue this node's text, attach the child to `parent`
+
+
+def expand_many(sampler: Sampler, jobs: Sequence[Job], k: int, settings: SolveSettings, *, salt: str = "",
+                author: str = "") -> list[list[Node]]:
+    """`k` one-step children of each job's node, for many searches (problems) in one batched call."""
+    if not jobs:
+        return []
+    drawn = sampler.continue_texts([(job.problem, (job.base or job.parent).text) for job in jobs], k, settings,
+                                   stop=STEP_STOP, salt=salt)
+    out = []
+    for job, attempts in zip(jobs, drawn):
+        children = []
         for attempt in attempts:
-            budget.tokens += attempt.tokens
-            budget.calls += 1
-            child = child_of(parent, attempt, next_id, author)
-            parent.children.append(child)
+            job.budget.tokens += attempt.tokens
+            job.budget.calls += 1
+            child = child_of(job.base or job.parent, attempt, job.next_id, author)
+            child.parent = job.parent
+            job.parent.children.append(child)
             children.append(child)
-    return children
+        out.append(children)
+    return out
 
 
 def child_of(parent: Node, attempt: Attempt, next_id: list[int], author: str) -> Node:
