@@ -13,6 +13,7 @@ A training run writes into its output directory:
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 TRAIN_LOG = "train_log.jsonl"
 MANIFEST = "manifest.json"
 CHECKPOINTS = "checkpoints"
+TRAINER_STATE = "trainer_state.json"  # transformers writes it last into a checkpoint
 LORA_AUTO_PARAMS = 50_000_000  # above this many parameters, `lora="auto"` trains a LoRA adapter
 
 
@@ -289,10 +291,55 @@ def time_budget(seconds: float | None) -> "TrainerCallback":
 
 
 def last_checkpoint(out_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest checkpoint saved in full. transformers writes `trainer_state.json` last, so a kill
+    during a save leaves a newer folder without it (or with half of it): that one is passed over."""
     folder = out_dir / CHECKPOINTS
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    saved = [path for path in folder.glob("checkpoint-*") if path.name.split("-", 1)[1].isdigit()
+             and checkpoint_state(path) is not None] if folder.is_dir() else []
+    return str(max(saved, key=lambda path: checkpoint_step(str(path)))) if saved else None
+
+
+def checkpoint_state(checkpoint: str | Path) -> dict | None:
+    """A checkpoint's `trainer_state.json`, or None when it is missing or cut short."""
+    try:
+        return json.loads((Path(checkpoint) / TRAINER_STATE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def epoch_start_rng(checkpoint: str | None) -> "TrainerCallback":
+    """Keeps the torch RNG state at each epoch's start in the checkpoints and restores it when a run
+    resumes mid-epoch, so that the resumed epoch's batch order is the uninterrupted run's.
+
+    Samplers without a generator of their own (SFT's length-grouped batches) draw an epoch's order
+    from the global RNG as the epoch starts. transformers restores the RNG of the checkpoint's step
+    only after that draw, so without this a run resumed mid-epoch trains on other batches."""
+    import torch
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import ExportableState
+
+    saved = ((checkpoint_state(checkpoint) or {}).get("stateful_callbacks", {}).get("EpochStartRng", {})
+             .get("attributes", {}) if checkpoint else {})
+
+    class EpochStartRng(TrainerCallback, ExportableState):
+        epoch: int | None = None
+        rng: str | None = None
+
+        def state(self) -> dict:  # saved in trainer_state.json with every checkpoint
+            return {"args": {}, "attributes": {"epoch": self.epoch, "rng": self.rng}}
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            state.stateful_callbacks.setdefault("EpochStartRng", self.state())  # a checkpoint saved without it
+
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            # resumed inside the epoch it recorded (at an epoch's end the trainer restores the RNG itself)
+            epoch = state.epoch or 0.0
+            if saved.get("rng") and math.floor(epoch) == saved["epoch"] != epoch:
+                torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(saved.pop("rng"))), dtype=torch.uint8))
+            self.epoch = math.floor(epoch)
+            self.rng = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()
+
+    return EpochStartRng()
 
 
 def checkpoint_step(checkpoint: str | None) -> int:
@@ -349,7 +396,8 @@ def fit(trainer_cls, kind: str, loaded: LoadedModel, settings: TrainSettings, ou
         train_dataset=Dataset.from_list(rows),
         processing_class=loaded.tokenizer,
         peft_config=lora_config(settings) if lora else None,
-        callbacks=[step_log_callback(out_dir / TRAIN_LOG, resume_step=resume_step), guard, budget],
+        callbacks=[step_log_callback(out_dir / TRAIN_LOG, resume_step=resume_step), guard, budget,
+                   epoch_start_rng(last_checkpoint(out_dir))],
         **trainer_kwargs,
     )
     seconds = run_trainer(trainer, out_dir, guard)
