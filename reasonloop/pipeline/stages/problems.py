@@ -39,6 +39,10 @@ class ProblemsStage(StageConfig):
                                      "development set): any overlap is refused with its count.")
     min_problems: int | None = Field(None, ge=1, description="Refuse a set with fewer problems than this.")
 
+    def cache_settings(self) -> dict[str, Any]:
+        """`min_problems` only refuses; it never changes the problems (nor, so, the cache key)."""
+        return self.model_dump(exclude={"name", "min_problems", *self.refs})
+
     def load(self, seed: int) -> list[Problem]:
         if self.source == "builtin":
             from reasonloop.sources.templates.builtin import builtin_problems
