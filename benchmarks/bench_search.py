@@ -1,0 +1,187 @@
+"""Test-time search at small scale, end to end, in one process (issue #22's on-demand numbers).
+
+1. Problems from the built-in templates (1-3 steps): SFT set, labelling set, development and
+   confirmation sets (disjoint seeds; repeats of SFT questions removed).
+2. A tiny Llama (quickstart shape) SFT-trained twice: the main generator (`--sft-steps`) and a
+   second, different one (half the steps, another seed) for MMA.
+3. Math-Shepherd labels of the main model's samples on the labelling set; a PRM and an ORM
+   trained on them (`reasonloop.train.prm`).
+4. The ProcessBench-style benchmark on the confirmation set's templates: rule, ORM, PRM F1.
+5. Temperature chosen on the development set (maj@n over `--temperatures`); then on the
+   confirmation set: greedy, pass@k, majority, best-of-n (PRM min / ORM), weighted vote at n
+   samples, and beam, MCTS, refine, MMA at the samples' mean token count per problem;
+   McNemar against greedy.
+
+Every number is printed and written to OUT/results.json as it is measured.
+
+    python benchmarks/bench_search.py --out /tmp/search            # defaults: the sizes in docs/results.md
+    python benchmarks/bench_search.py --out /tmp/s --tiny          # a one-minute smoke run (numbers meaningless)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from reasonloop.evaluate.metrics import pass_at_k
+from reasonloop.evaluate.processbench import build_benchmark, processbench_f1, reward_predictions, rule_predictions
+from reasonloop.prompts import PLAIN_FORMAT
+from reasonloop.search import SolveSettings
+from reasonloop.solve import CachedSampler, directory_caches, solve
+from reasonloop.sources.templates import builtin_templates, generate_problems
+from reasonloop.stats import mcnemar
+
+RESULTS: dict = {}
+STARTED = time.perf_counter()
+
+
+def report(key: str, value) -> None:
+    RESULTS[key] = value
+    print(f"[{time.perf_counter() - STARTED:6.0f}s] {key}: {json.dumps(value)}", flush=True)
+    (OUT / "results.json").write_text(json.dumps(RESULTS, indent=2))
+
+
+def problem_sets(args):
+    templates = builtin_templates(max_steps=3)
+    train = generate_problems(templates, per_template=args.train_per_template, seed=0)
+    seen = {p.question for p in train}
+    fresh = lambda seed, k: [p for p in generate_problems(templates, per_template=k, seed=seed) if p.question not in seen]  # noqa: E731
+    label = fresh(2, args.label_per_template)
+    dev = fresh(3, args.eval_per_template)[: args.dev_problems]
+    confirm = fresh(1, args.eval_per_template)[: args.eval_problems]
+    return train, label, dev, confirm
+
+
+def train_generators(train, args):
+    from reasonloop.models.tiny import TinyConfig, create_tiny_model
+    from reasonloop.pipeline.stages.models import training_texts
+    from reasonloop.train.sft import SFTSettings, train_sft
+
+    fmt = replace(PLAIN_FORMAT, calculator=True)
+    tiny = create_tiny_model(OUT / "tiny", training_texts(train, fmt), TinyConfig(num_layers=3), number_tokens=1000)
+    fmt.save(tiny)
+    settings = SFTSettings(learning_rate=0.005, batch_size=24, max_steps=args.sft_steps, adam_beta2=0.95, save_steps=10**6)
+    main = train_sft(tiny, train, OUT / "sft", settings)
+    other = train_sft(tiny, train, OUT / "sft_half", replace(settings, max_steps=args.sft_steps // 2, seed=1))
+    return Path(main), Path(other), fmt
+
+
+def solved_row(name, solved, greedy_marks=None) -> dict:
+    marks = solved.correct()
+    row = {"accuracy": round(100 * sum(marks) / len(marks), 1),
+           "tokens_per_problem": round(solved.tokens() / len(marks), 1),
+           "calls_per_problem": round(sum(r.calls for r in solved.results) / len(marks), 2),
+           "reward_calls_per_problem": round(sum(r.reward_calls for r in solved.results) / len(marks), 2)}
+    if greedy_marks is not None:
+        test = mcnemar(marks, greedy_marks)
+        row["vs_greedy"] = f"+{test.only_a}/-{test.only_b}, p={test.p_value:.3g}"
+    return row
+
+
+def main() -> None:
+    global OUT
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--tiny", action="store_true", help="smoke-test sizes")
+    parser.add_argument("--sft-steps", type=int, default=800)
+    parser.add_argument("--train-per-template", type=int, default=25)
+    parser.add_argument("--label-per-template", type=int, default=6)
+    parser.add_argument("--eval-per-template", type=int, default=8)
+    parser.add_argument("--eval-problems", type=int, default=200)
+    parser.add_argument("--dev-problems", type=int, default=100)
+    parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--prm-steps", type=int, default=400)
+    parser.add_argument("--temperatures", default="0.6,0.8,1.0")
+    parser.add_argument("--skip", default="", help="comma-separated phases to skip: mma,mcts,beam,refine")
+    args = parser.parse_args()
+    if args.tiny:
+        args.sft_steps, args.train_per_template, args.label_per_template = 40, 3, 1
+        args.eval_per_template, args.eval_problems, args.dev_problems, args.n, args.prm_steps, args.temperatures = 1, 6, 6, 4, 10, "0.8"
+    OUT = Path(args.out)
+    OUT.mkdir(parents=True, exist_ok=True)
+    train, label, dev, confirm = problem_sets(args)
+    report("problems", {"sft": len(train), "label": len(label), "dev": len(dev), "confirm": len(confirm)})
+    main_model, other_model, fmt = train_generators(train, args)
+    report("generators", {"main": str(main_model), "other": str(other_model)})
+
+    from reasonloop.models import load_generator
+    from reasonloop.search.reward import RewardModel, LOADED
+    from reasonloop.train.prm import PRMSettings, fit_reward_model, shepherd_labels, training_rows, write_labels
+
+    generator = load_generator(str(main_model), batch_size=256)
+    caches = directory_caches(OUT / "cache")
+    sampler = CachedSampler(generator, fmt, generator.fingerprint(), caches)
+    base = SolveSettings(strategy="sample", n=4, temperature=0.8, max_new_tokens=160, batch_size=256)
+    labels = shepherd_labels(label, sampler, base, solutions=4, completions=4, caches=caches)
+    write_labels(OUT / "labels.jsonl", labels)
+    usable = [item for item in labels if not item.error]
+    report("labels", {"solutions": len(labels), "with_steps": len(usable),
+                      "steps": sum(len(i.steps) for i in usable), "good_steps": sum(sum(i.hard) for i in usable),
+                      "correct_solutions": sum(i.outcome for i in usable)})
+    prm_settings = PRMSettings(max_steps=args.prm_steps, learning_rate=3e-4, batch_size=32, save_steps=10**6)
+    models = {}
+    for kind in ("prm", "orm"):
+        rows = training_rows(labels, generator.tokenizer, kind, 512)
+        path = fit_reward_model(main_model, rows, OUT / kind, replace(prm_settings, kind=kind))
+        models[kind] = str(path)
+        LOADED[str(path)] = RewardModel.load(path, device=generator.device)
+
+    items, dropped = build_benchmark(confirm, fmt, seed=0)
+    labels_ = [i.label for i in items]
+    bench = {"items": len(items), "dropped": dropped, "rule": processbench_f1(labels_, rule_predictions(items))}
+    for kind, path in models.items():
+        bench[kind] = processbench_f1(labels_, reward_predictions(LOADED[path], items))
+    report("processbench", bench)
+
+    greedy = solve(confirm, generator, replace(base, strategy="greedy", n=1, temperature=0.0), prompt_format=fmt, caches=caches)
+    greedy_marks = greedy.correct()
+    report("greedy", solved_row("greedy", greedy))
+
+    temps = [float(t) for t in args.temperatures.split(",")]
+    dev_scores = {}
+    for temperature in temps:
+        dev_solved = solve(dev, generator, replace(base, strategy="majority", n=args.n, temperature=temperature),
+                           prompt_format=fmt, caches=caches)
+        dev_scores[temperature] = dev_solved.accuracy()
+    temperature = max(temps, key=lambda t: (dev_scores[t], -t))
+    report("dev_majority_by_temperature", {str(t): round(100 * s, 1) for t, s in dev_scores.items()} | {"chosen": temperature})
+
+    sampled = replace(base, n=args.n, temperature=temperature)
+    samples = solve(confirm, generator, replace(sampled, strategy="sample"), prompt_format=fmt, caches=caches)
+    counts = [(len(vs), sum(v.correct for v in vs)) for vs in samples.verdicts]
+    ks = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= args.n]
+    report("pass_at_k", {str(k): round(100 * sum(pass_at_k(n, c, k) for n, c in counts) / len(counts), 1) for k in ks})
+    budget = max(1, round(samples.tokens() / len(confirm)))
+    report("matched_budget_tokens_per_problem", budget)
+
+    other = load_generator(str(other_model), batch_size=256)
+    mcts = f"mcts:reward_model={models['prm']},iterations=24,expand=2"
+    runs = [("majority", "majority", generator),
+            ("best_of_n_prm_min", f"best_of_n:reward_model={models['prm']},aggregate=min", generator),
+            ("best_of_n_prm_product", f"best_of_n:reward_model={models['prm']},aggregate=product", generator),
+            ("best_of_n_orm", f"best_of_n:reward_model={models['orm']}", generator),
+            ("weighted_vote_prm", f"weighted_vote:reward_model={models['prm']},aggregate=min", generator),
+            ("beam", f"beam:reward_model={models['prm']},width=4,expand=4", generator),
+            ("mcts", mcts, generator),
+            ("mcts_second_model", mcts, other),
+            ("refine", "refine:rounds=2", generator),
+            ("mma", f"mma:models={other_model},iterations=24", generator)]
+    skip = set(filter(None, args.skip.split(",")))
+    for name, strategy, model in runs:
+        if name.split("_")[0] in skip:
+            continue
+        matched = not name.startswith(("majority", "best", "weighted"))
+        settings = replace(sampled, strategy=strategy, budget=budget if matched else None)
+        started = time.perf_counter()
+        solved = solve(confirm, model, settings, prompt_format=fmt, caches=caches)
+        report(name, solved_row(name, solved, greedy_marks) | {"seconds": round(time.perf_counter() - started, 1)})
+        if name in ("beam", "mma"):
+            (OUT / f"trees-{name}.jsonl").write_text("".join(json.dumps({"problem_id": k, "tree": v}) + "\n"
+                                                         for k, v in solved.trees().items()))
+
+
+if __name__ == "__main__":
+    main()
