@@ -23,3 +23,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.fail(f"shared data not found at {SHARED_DATA} (expected ../shared beside the checkout)")
     return SHARED_DATA
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the lines tests recorded with `record_property("summary", line)` (the learning checks'
+    numbers), passed or failed: CI runs pytest without -s, which would hide a print."""
+    lines = [value for reports in terminalreporter.stats.values() for report in reports
+             if getattr(report, "when", None) == "call"
+             for name, value in getattr(report, "user_properties", ()) if name == "summary"]
+    if lines:
+        terminalreporter.section("summary lines recorded by the tests")
+        for line in lines:
+            terminalreporter.write_line(line)
