@@ -8,6 +8,16 @@ problem's answer, in a rewritten form too). Both sides get the same completion t
 math-verify in the worker pool for what the fast path leaves). Both are warmed up first
 (imports, the pool's workers), so the timings count grading only.
 
+Then two more measures (`--long` pairs, default 500, and always the pathological six):
+
+- long real text: each MATH-500 problem's full worked solution is the completion, its last
+  `\\boxed{}` rewritten into another form of the same answer (half the problems) or into a
+  form of another problem's answer (the other half); every pair is distinct, so no cache
+  helps. math-verify parses the whole completion (as it is used on model output); ours is
+  `grade_batch`. Both warmed. Prints the ratio and the share the fast path decided.
+- six pathological answers with the default settings (timeout 5 s per item): the time to
+  grade all six in a fresh pool, and their statuses.
+
     flock /tmp/rl-heavy.lock env OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_verify.py
 """
 
@@ -28,6 +38,7 @@ from verify_rewrites import rewrites  # noqa: E402
 
 from reasonloop.text import gsm8k_final_answer  # noqa: E402
 from reasonloop.verify import grade_batch  # noqa: E402
+from reasonloop.verify.normalize import closing_index  # noqa: E402
 from reasonloop.verify.pool import shared_pool  # noqa: E402
 
 
@@ -90,6 +101,69 @@ def gsm8k_pairs(data: Path, count: int, rng: random.Random) -> list[Row]:
     return rows
 
 
+def replace_last_boxed(solution: str, answer: str) -> str | None:
+    start = solution.rfind("\\boxed{")
+    if start < 0:
+        return None
+    end = closing_index(solution, start + len("\\boxed"))
+    return None if end < 0 else solution[:start] + "\\boxed{" + answer + "}" + solution[end + 1:]
+
+
+def long_pairs(data: Path, count: int, rng: random.Random) -> list[Row]:
+    """(source, rule, completion = a full worked solution with its box rewritten, reference, equivalent)."""
+    rows = read_jsonl(data / "math500/test.jsonl")
+    chosen = rng.sample(rows, min(count, len(rows)))
+    pairs: list[Row] = []
+    for index, row in enumerate(chosen):
+        equivalent = index % 2 == 0
+        source = row if equivalent else rng.choice([other for other in rows if other["answer"] != row["answer"]])
+        rule, form = rng.choice(rewrites(source["answer"]) or [("as is", source["answer"])])
+        completion = replace_last_boxed(row["solution"], form)
+        if completion is not None:
+            pairs.append(("math500 solution", rule if equivalent else f"other answer, {rule}", completion,
+                          row["answer"], equivalent))
+    return pairs
+
+
+def long_text_benchmark(data: Path, count: int, rng: random.Random) -> None:
+    labelled = long_pairs(data, count, rng)
+    pairs = [(row[2], row[3]) for row in labelled]
+    assert len(set(pairs)) == len(pairs), "pairs must be distinct"
+    started = time.perf_counter()
+    baseline = run_math_verify(pairs)
+    baseline_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    verdicts = grade_batch(pairs)
+    ours_seconds = time.perf_counter() - started
+    fast = sum(not v.reason.startswith("math-verify") and "grader" not in v.reason for v in verdicts)
+    chars = sum(len(completion) for completion, _ in pairs) / len(pairs)
+    for name, answers in (("math-verify", baseline), ("reasonloop", [v.correct for v in verdicts])):
+        right = sum(answer == row[4] for row, answer in zip(labelled, answers))
+        print(f"  long text, matches the construction label: {name} {right / len(pairs):.1%}")
+    print(f"long text ({len(pairs)} MATH-500 worked solutions, {chars:,.0f} chars on average, all distinct): "
+          f"math-verify {baseline_seconds:.2f} s, reasonloop {ours_seconds:.2f} s: "
+          f"{baseline_seconds / ours_seconds:.1f}x; fast path decided {fast}/{len(pairs)} ({fast / len(pairs):.0%})")
+
+
+PATHOLOGICAL = {
+    "10^{10^{10^{10}}}": "\\boxed{10^{10^{10^{10}}}}",
+    "a million digits": "\\boxed{" + "7" * 1_000_000 + "}",
+    "10,000 open braces": "\\boxed{" + "{" * 10_000 + "}",
+    "unclosed \\boxed{": "The result is \\boxed{12",
+    "control bytes": "\\boxed{\x00\x01\x1b[2J5\x07}",
+    "empty string": "",
+}
+
+
+def pathological_benchmark() -> None:
+    """Graded first, in a fresh process state: the time includes whatever waiting the defaults cause."""
+    started = time.perf_counter()
+    verdicts = grade_batch([(completion, "12") for completion in PATHOLOGICAL.values()])
+    seconds = time.perf_counter() - started
+    statuses = ", ".join(f"{name}: {v.status}" for name, v in zip(PATHOLOGICAL, verdicts))
+    print(f"six pathological answers, default settings (timeout 5 s each): {seconds:.2f} s in total ({statuses})")
+
+
 def run_math_verify(pairs: list[tuple[str, str]]) -> list[bool]:
     from math_verify import parse, verify
 
@@ -101,7 +175,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=10_000)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--long", type=int, default=500, help="MATH-500 worked solutions as completions")
     args = parser.parse_args()
+    pathological_benchmark()
     rng = random.Random(args.seed)
     half = args.pairs // 2
     labelled = math_pairs(args.data, half, rng) + gsm8k_pairs(args.data, args.pairs - half, rng)
@@ -143,6 +219,8 @@ def main() -> None:
         if row[1] not in shown:  # one example per rule
             shown.add(row[1])
             print(f"    e.g. [{row[1]}] {row[2]!r} vs {row[3]!r}: math-verify {mv}, ours {v.status}")
+    if args.long:
+        long_text_benchmark(args.data, args.long, rng)
 
 
 if __name__ == "__main__":
