@@ -152,3 +152,14 @@ def test_bad_input_is_refused_with_the_option_named():
         run("best_of_n:reward_model=scripted", generator=StepScript(tokenizer="other"))
     with pytest.raises(RewardModelError, match="no reasonloop_reward.json"):
         run("best_of_n:reward_model=/nonexistent-dir")
+
+
+def test_eval_with_a_reward_strategy_saves_rewards_and_recomputes_its_choice_from_the_files(tmp_path):
+    from reasonloop.evaluate import evaluate_suite, load_suite, read_run
+
+    metrics = evaluate_suite(StepScript(), load_suite("gsm8k"), tmp_path / "run", problems=PROBLEMS, prompt_format=PLAIN_FORMAT,
+                             strategy="best_of_n:reward_model=scripted", n=4, progress=False)
+    assert metrics["strategy"] == "best_of_n:reward_model=scripted" and metrics["accuracy"] == 1.0
+    assert metrics["maj_at_k"]["4"] == pytest.approx(2 / 3)  # 2-2 ties go to the first sample, right for 2 of 3
+    run = read_run(tmp_path / "run")
+    assert sorted({a.reward for a in run.attempts}) == [0.2, 0.5]
