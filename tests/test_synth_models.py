@@ -89,6 +89,7 @@ def test_backtranslation_round_counts_and_keeps_closing_pairs(tiny, problems, tm
     result = bt.backtranslate(tiny, tiny, problems[:9], held, tmp_path / "bt",
                               bt.BTSettings(rounds=1, samples=2, sft=quick_sft()))
     (report,) = result.rounds
+    assert report.examples[0]["outcome"] == "missing_number" and report.examples[0]["question"] == "nothing here?"
     assert report.to_dict() | {} == {**report.to_dict(), "solutions": 3, "questions": 4, "blank": 1, "rule_failed": 1,
                                      "kept": 2, "total_kept": 2, "oracle_right": 2}
     assert [p.meta["synth"]["from_solution"] for p in result.kept] == [held[0].id, held[2].id]

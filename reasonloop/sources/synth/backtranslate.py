@@ -118,6 +118,7 @@ class RoundReport:
     kept: int = 0
     total_kept: int = 0
     oracle_right: int = 0
+    examples: list = field(default_factory=list)  # a few (solution, question, outcome) for reading
 
     @property
     def closure_rate(self) -> float:
@@ -179,6 +180,7 @@ def cycle_round(writer: Path, solver: str | Path, pending: Sequence[Problem], se
                 report.blank += 1
             elif rule_check(solution, question):
                 report.rule_failed += 1
+                note(report, solution, question, rule_check(solution, question))
             else:
                 meta = provenance("backtranslate", fingerprint, round=round_index, from_solution=solution.id)
                 candidates.append(Problem(question=question, answer=solution.answer, solution=solution.solution,
@@ -188,6 +190,7 @@ def cycle_round(writer: Path, solver: str | Path, pending: Sequence[Problem], se
     for candidate, owner, closed in zip(candidates, owners, closes(candidates, solver, settings)):
         if not closed:
             report.wrong_answer += 1
+            note(report, owner, candidate.question, "wrong_answer")
         elif owner.id not in kept:
             right = oracle_right(owner.question, candidate.question)
             report.oracle_right += right
@@ -196,6 +199,11 @@ def cycle_round(writer: Path, solver: str | Path, pending: Sequence[Problem], se
             kept[owner.id] = candidate
     report.kept = len(kept)
     return list(kept.values()), report
+
+
+def note(report: RoundReport, solution: Problem, question: str, outcome: str, keep: int = 4) -> None:
+    if len(report.examples) < keep:
+        report.examples.append({"solution": solution_prompt(solution), "question": question, "outcome": outcome})
 
 
 def backtranslate(model: str | Path, solver: str | Path, train_problems: Sequence[Problem],

@@ -1,0 +1,192 @@
+"""Measurements of question synthesis (issue #23) on the tiny model and the built-in templates.
+
+    python benchmarks/measure_synth.py --out /tmp/synth solver qft agreement backtranslate qpo
+
+Steps (each writes <out>/<step>.json and reuses models already trained in <out>):
+  solver         tiny Llama (3 layers, calculator) + SFT on the training templates' worked solutions
+  qft            QFT writer from the solver; share of sampled questions passing the format check;
+                 the whole filter chain on them (novel-skeleton share against the training questions)
+  agreement      the agreement rule on held-out template problems with known answers, per threshold
+  backtranslate  back-translation with the Cycle Verifier over --rounds rounds
+  qpo            QPO on the writer's questions; solvable share of distinct questions before/after
+
+Templates: the built-in ones with at most 3 steps; every 4th (by file order) is held back: its
+questions are never trained on (its worked solutions are back-translation's input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def templates():
+    from reasonloop.sources.templates.builtin import builtin_templates
+
+    chosen = builtin_templates(max_steps=3)
+    return [t for i, t in enumerate(chosen) if i % 4 != 3], [t for i, t in enumerate(chosen) if i % 4 == 3]
+
+
+def problems(which, per_template, seed):
+    from reasonloop.sources.templates import generate_problems
+
+    return generate_problems(which, per_template=per_template, seed=seed)
+
+
+def save(out: Path, step: str, result: dict) -> None:
+    text = json.dumps(result, indent=2, default=str) + "\n"
+    (out / f"{step}.json").write_text(text)
+    if os.environ.get("SYNTH_RESULTS"):  # a second copy (the device machine's $OUT)
+        (Path(os.environ["SYNTH_RESULTS"]) / f"{step}.json").write_text(text)
+    print(step, json.dumps(result, default=str)[:3000], flush=True)
+
+
+def step_solver(out: Path, args) -> dict:
+    from reasonloop.models.tiny import TinyConfig, create_tiny_model
+    from reasonloop.pipeline.stages.models import training_texts
+    from reasonloop.prompts import PLAIN_FORMAT
+    from reasonloop.sources.synth.backtranslate import solution_prompt
+    from reasonloop.sources.synth.qft import QFT_PROMPT
+    from reasonloop.train.sft import SFTSettings, train_sft
+
+    train_t, held_t = templates()
+    train = problems(train_t, 25, 0)
+    fmt = replace(PLAIN_FORMAT, calculator=True)
+    every = problems(train_t + held_t, 5, 0)
+    corpus = training_texts(every, fmt) + [QFT_PROMPT] + [f"Solution: {solution_prompt(p)}" for p in every]
+    tiny = create_tiny_model(out / "tiny", corpus, TinyConfig(num_layers=3), number_tokens=1000)
+    fmt.save(tiny)
+    started = time.perf_counter()
+    train_sft(tiny, train, out / "solver", SFTSettings(learning_rate=0.005, batch_size=24, max_steps=args.solver_steps,
+                                                       adam_beta2=0.95, warmup_ratio=0.05))
+    return {"train_templates": len(train_t), "held_templates": len(held_t), "train_problems": len(train),
+            "sft_steps": args.solver_steps, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def step_qft(out: Path, args) -> dict:
+    from reasonloop.sources.synth.chain import ChainSettings, filter_questions
+    from reasonloop.sources.synth.filters import NothingUsable, format_filter
+    from reasonloop.sources.synth.agreement import AgreementSettings
+    from reasonloop.sources.synth.qft import generate_questions, train_qft
+    from reasonloop.train.sft import SFTSettings
+
+    train_t, held_t = templates()
+    train = problems(train_t, 25, 0)
+    if not (out / "writer" / "manifest.json").is_file():
+        train_qft(out / "solver", train, out / "writer", SFTSettings(learning_rate=0.003, batch_size=24,
+                                                                   max_steps=args.qft_steps, adam_beta2=0.95))
+    started = time.perf_counter()
+    drawn = generate_questions(out / "writer", args.questions, temperature=args.temperature, seed=1,
+                               batch_size=args.batch_size)
+    formatted = format_filter(drawn.problems)
+    result = {"sampled": drawn.counts, "format": formatted.counts,
+              "format_pass_share": round(formatted.counts["kept"] / args.questions, 4),
+              "generate_seconds": round(time.perf_counter() - started, 1),
+              "examples": [p.question for p in drawn.problems[:5]]}
+    heldout = problems(train_t + held_t, 3, 11)
+    settings = ChainSettings(agreement=AgreementSettings(k=args.k, batch_size=args.batch_size))
+    try:
+        kept, results = filter_questions(drawn.problems, out / "solver", settings, known=train,
+                                         suites={"heldout": heldout})
+        result["chain"] = [r.counts for r in results]
+        result["kept_examples"] = [(p.question, p.answer) for p in kept[:5]]
+    except NothingUsable as stop:
+        result["chain_stopped"] = str(stop)
+    return result
+
+
+def step_agreement(out: Path, args) -> dict:
+    from reasonloop.sources.synth.agreement import AgreementSettings, agreement_report, sample_answers
+
+    train_t, held_t = templates()
+    known = problems(train_t + held_t, args.per_template, 7)
+    settings = AgreementSettings(k=args.k, batch_size=args.batch_size)
+    started = time.perf_counter()
+    answers = sample_answers(known, out / "solver", settings)
+    reports = [agreement_report(known, answers, t).to_dict() for t in (0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0)]
+    return {"k": settings.k, "temperature": settings.temperature, "problems": len(known),
+            "seconds": round(time.perf_counter() - started, 1), "by_threshold": reports}
+
+
+def step_backtranslate(out: Path, args) -> dict:
+    from reasonloop.sources.synth.backtranslate import BTSettings, backtranslate
+    from reasonloop.train.sft import SFTSettings
+
+    train_t, held_t = templates()
+    train = problems(train_t, 25, 0)
+    solutions = problems(held_t, args.bt_per_template, 5)
+    sft = SFTSettings(learning_rate=0.003, batch_size=24, max_steps=args.bt_steps, adam_beta2=0.95)
+    started = time.perf_counter()
+    result = backtranslate(out / "solver", out / "solver", train, solutions, out / "bt",
+                           BTSettings(rounds=args.rounds, samples=2, batch_size=args.batch_size, sft=sft))
+    return {"train_pairs": len(train), "solutions": len(solutions), "rounds": [r.to_dict() for r in result.rounds],
+            "kept_examples": [(p.question, p.answer) for p in result.kept[:5]],
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def step_qpo(out: Path, args) -> dict:
+    from reasonloop.sources.synth.agreement import AgreementSettings
+    from reasonloop.sources.synth.qft import generate_questions
+    from reasonloop.sources.synth.qpo import distinct, preference_pairs, score_questions, train_qpo, two_proportion_test
+    from reasonloop.train.dpo import DPOSettings
+
+    settings = AgreementSettings(k=args.k, batch_size=args.batch_size)
+
+    def solvable_distinct(writer, seed):
+        drawn = distinct(generate_questions(writer, args.questions, temperature=args.temperature, seed=seed,
+                                            batch_size=args.batch_size).problems)
+        scored = score_questions(drawn, out / "solver", settings)
+        return scored, sum(s.solvable for s in scored), len(scored)
+
+    started = time.perf_counter()
+    train_scored, _, _ = solvable_distinct(out / "writer", 2)
+    pairs = preference_pairs(train_scored, max_pairs=args.pairs)
+    if not pairs:
+        return {"stopped": "no preference pairs", "solvable_of_distinct": [sum(s.solvable for s in train_scored),
+                                                                          len(train_scored)]}
+    train_qpo(out / "writer", pairs, out / "qpo", DPOSettings(learning_rate=args.qpo_lr, batch_size=16,
+                                                             max_steps=args.qpo_steps, beta=0.1))
+    _, before, n_before = solvable_distinct(out / "writer", 3)
+    _, after, n_after = solvable_distinct(out / "qpo", 3)
+    test = two_proportion_test(before, n_before, after, n_after)
+    return {"pairs": len(pairs), "train_side": [sum(s.solvable for s in train_scored), len(train_scored)],
+            "questions_sampled_each_side": args.questions, "test": test.to_dict(),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+STEPS = {"solver": step_solver, "qft": step_qft, "agreement": step_agreement, "backtranslate": step_backtranslate,
+         "qpo": step_qpo}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("steps", nargs="+", choices=sorted(STEPS))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--solver-steps", type=int, default=800)
+    parser.add_argument("--qft-steps", type=int, default=300)
+    parser.add_argument("--questions", type=int, default=300)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--per-template", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bt-steps", type=int, default=200)
+    parser.add_argument("--bt-per-template", type=int, default=10)
+    parser.add_argument("--pairs", type=int, default=512)
+    parser.add_argument("--qpo-steps", type=int, default=60)
+    parser.add_argument("--qpo-lr", type=float, default=5e-5)
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for step in args.steps:
+        save(args.out, step, STEPS[step](args.out, args))
+
+
+if __name__ == "__main__":
+    main()
