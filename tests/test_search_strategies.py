@@ -135,6 +135,9 @@ def test_a_budget_stops_the_search_and_an_empty_generator_is_an_error_verdict_no
     empty = run("beam:reward_model=scripted", generator=StepScript(empty=True))
     assert [vs[0].status for vs in empty.verdicts] == ["error"] * 3
     assert "failed or was empty" in empty.verdicts[0][0].reason
+    reranked = run("best_of_n:reward_model=scripted", generator=StepScript(empty=True))
+    assert {v.reason for vs in reranked.verdicts for v in vs} == {"generation failed: the step splitter found no steps in this solution"}
+    assert reranked.chosen == [None] * 3
     refined = run("refine:rounds=1", generator=StepScript(empty=True), n=1)
     assert [vs[0].status for vs in refined.verdicts] == ["error"] * 3
 

@@ -56,7 +56,7 @@ class RewardModel:
     calls: int = 0  # forward passes over one solution each (reward-model calls, counted apart)
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "cpu") -> "RewardModel":
+    def load(cls, path: str | Path, *, device: str = "auto") -> "RewardModel":
         path = Path(path)
         meta_file = path / REWARD_FILE
         if not meta_file.is_file():
@@ -65,7 +65,9 @@ class RewardModel:
 
         meta = json.loads(meta_file.read_text())
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForTokenClassification.from_pretrained(path).to(device).eval()
+        from reasonloop.models.hf import pick_device
+
+        model = AutoModelForTokenClassification.from_pretrained(path).to(pick_device(device)).eval()
         return cls(model, tokenizer, meta.get("kind", "prm"), str(path))
 
     def check_tokenizer(self, generator: Any) -> None:
