@@ -95,3 +95,46 @@ def test_backtranslation_round_counts_and_keeps_closing_pairs(tiny, problems, tm
     assert [p.meta["synth"]["from_solution"] for p in result.kept] == [held[0].id, held[2].id]
     assert result.kept[0].meta["synth"]["filters"] == {"cycle": "closed", "rules": "pass"}
     assert (tmp_path / "bt" / "round-1" / "writer" / "model.safetensors").is_file()
+
+
+def synth_recipe(n_questions: int) -> dict:
+    tiny_config = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "max_positions": 256}
+    quick = {"max_steps": 2, "batch_size": 8, "save_steps": 1, "logging_steps": 1}
+    return {"name": "synth", "seed": 0, "executor": {"kind": "inline"}, "stages": [
+        {"name": "train", "kind": "problems", "source": "builtin", "max_steps": 2, "n_per_template": 1, "limit": 12},
+        {"name": "tiny", "kind": "tiny_model", "corpus": ["train"], "config": tiny_config, "vocab_size": 300},
+        {"name": "qft", "kind": "qft", "model": "tiny", "problems": "train", "settings": quick},
+        {"name": "synthesize", "kind": "synthesize", "writer": "qft", "solver": "tiny", "n": n_questions, "k": 2,
+         "eval_sets": ["train"]},
+    ]}
+
+
+def test_synthesize_stage_writes_kept_problems_with_provenance_and_counts(problems, tmp_path, monkeypatch):
+    from reasonloop.pipeline.engine import run_recipe
+    from reasonloop.pipeline.recipe import parse_recipe
+    from reasonloop.records import load
+    from reasonloop.sources.synth import agreement, qft
+
+    fresh = "A farmer plants 4 rows of 12 trees each and later sells 9 of the trees at the market. How many remain?"
+    scripted = [fresh, fresh.replace("4 rows", "6 rows"), "A question with no numbers at all, how many?", problems[0].question]
+    monkeypatch.setattr(qft, "generate_questions", lambda writer, n, **kw: qft.Drawn(
+        [Problem(question=text, answer="", meta=qft.provenance("qft", "sha256:w")) for text in scripted], {"sampled": 4}))
+    monkeypatch.setattr(agreement, "sample_answers", lambda items, solver, settings: [["39", "39"] for _ in items])
+    result = run_recipe(parse_recipe(synth_recipe(4)), tmp_path / "run", cache_dir=tmp_path / "cache", log=lambda _: None)
+    output = result.outputs["synthesize"]
+    assert output.meta["filters"]["format"] == {"in": 4, "kept": 3, "few_numbers": 1}
+    assert output.meta["filters"]["dedup"] == {"in": 3, "kept": 2, "near_duplicate": 1}
+    assert output.meta["filters"]["decontaminate"] == {"in": 2, "kept": 1, "contaminated:train": 1}
+    (kept,) = load(output.path, Problem)
+    assert kept.question == fresh and kept.answer == "39" and kept.meta["synth"]["method"] == "qft"
+    assert set(kept.meta["synth"]["filters"]) == {"format", "dedup", "solvability", "difficulty", "decontaminate"}
+
+
+def test_synthesize_stage_stops_with_counts_when_nothing_is_usable(tmp_path):
+    from reasonloop.pipeline.engine import run_recipe
+    from reasonloop.pipeline.recipe import parse_recipe
+    from reasonloop.sources.synth.filters import NothingUsable
+
+    with pytest.raises(NothingUsable, match=r"format: kept 0 of 5 .*train the question writer longer"):
+        run_recipe(parse_recipe(synth_recipe(5)), tmp_path / "run", cache_dir=tmp_path / "cache", log=lambda _: None)
+    assert not (tmp_path / "run" / "synthesize" / "problems.jsonl").exists()

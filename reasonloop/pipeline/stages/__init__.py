@@ -6,12 +6,13 @@ fields that point at other stages and a `run(ctx, inputs, out_dir, seed) -> Stag
 method. Heavy libraries are imported inside `run`. Importing this package registers them all.
 """
 
-from reasonloop.pipeline.stages import models, problems, report, solving, training  # noqa: F401 - registration
+from reasonloop.pipeline.stages import models, problems, report, solving, synthesis, training  # noqa: F401 - registration
 from reasonloop.pipeline.stages.models import TinyModelStage
 from reasonloop.pipeline.stages.problems import ProblemsStage
 from reasonloop.pipeline.stages.report import ReportStage
 from reasonloop.pipeline.stages.solving import EvaluateStage, SolveStage, VerifyStage
+from reasonloop.pipeline.stages.synthesis import QFTStage, QPOStage, SynthesizeStage
 from reasonloop.pipeline.stages.training import DPOStage, GRPOStage, PRMStage, RFTStage, SFTStage
 
-__all__ = ["DPOStage", "EvaluateStage", "GRPOStage", "PRMStage", "ProblemsStage", "RFTStage", "ReportStage",
-           "SFTStage", "SolveStage", "TinyModelStage", "VerifyStage"]
+__all__ = ["DPOStage", "EvaluateStage", "GRPOStage", "PRMStage", "ProblemsStage", "QFTStage", "QPOStage", "RFTStage",
+           "ReportStage", "SFTStage", "SolveStage", "SynthesizeStage", "TinyModelStage", "VerifyStage"]
