@@ -25,8 +25,9 @@ import argparse
 import statistics
 import time
 from collections import Counter
+from pathlib import Path
 
-from reasonloop.sources.templates import generate_problems, load_template, parse_template
+from reasonloop.sources.templates import TemplateError, generate_problems, load_template, parse_template
 from reasonloop.sources.templates.builtin import builtin_templates
 from reasonloop.sources.templates.helpers import make_rng
 
@@ -69,6 +70,24 @@ def rare_benchmark(count: int = 50) -> None:
           f"{rejection / seconds:,.0f}x")
 
 
+def all_shared(directory: Path, count: int = 50) -> None:
+    """Every template file under `directory`: `count` instances each, or the data error it is refused with."""
+    start, generated, refused = time.perf_counter(), 0, []
+    paths = sorted(directory.rglob("*.json"))
+    for path in paths:
+        template = load_template(path, check=False)
+        try:
+            for index in range(count):
+                template.sample(0, index)
+            generated += 1
+        except TemplateError as error:
+            refused.append(str(error))
+    print(f"{generated} of {len(paths)} templates generate {count} instances each; {len(refused)} refused "
+          f"({time.perf_counter() - start:.0f} s):")
+    for reason in refused:
+        print(f"  {reason[:240]}")
+
+
 def compiled_run(templates, per_template: int, seed: int):
     return generate_problems(templates, per_template=per_template, seed=seed)
 
@@ -89,7 +108,13 @@ def main() -> None:
     parser.add_argument("--naive-per-template", type=int, default=5, help="instances per template (baseline)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--all-shared", type=Path, metavar="DIR",
+                        help="instead: 50 instances of every template under DIR "
+                             "(../shared/data/gsm-symbolic/templates) or its data error")
     args = parser.parse_args()
+    if args.all_shared:
+        all_shared(args.all_shared)
+        return
 
     templates = builtin_templates()
     paths = [template.source_path for template in templates]
