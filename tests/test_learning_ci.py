@@ -65,15 +65,17 @@ ROUND_SFT = SFTSettings(learning_rate=5e-4, batch_size=16, max_steps=100, warmup
                         save_steps=10_000)
 RFT = RFTSettings(rounds=1, k=4, temperature=0.8, max_per_problem=2, sft=ROUND_SFT, max_new_tokens=MAX_NEW_TOKENS)
 N_GRPO, GRPO_EPOCHS, GRPO_PROMPTS_PER_STEP = 32, 5, 4
-GRPO = GRPOSettings(learning_rate=5e-4, batch_size=GRPO_PROMPTS_PER_STEP * 8, num_generations=8, beta=0.04, temperature=1.0,
-                    max_completion_length=MAX_NEW_TOKENS, epochs=GRPO_EPOCHS, max_steps=N_GRPO * GRPO_EPOCHS // GRPO_PROMPTS_PER_STEP,
-                    save_steps=10)
+# lr 5e-4 raised the reward on seed 0 (+0.17) but lost 5.5 held-out points (docs/results.md)
+GRPO = GRPOSettings(learning_rate=2e-4, batch_size=GRPO_PROMPTS_PER_STEP * 8, num_generations=8, beta=0.04,
+                    temperature=1.0, max_completion_length=MAX_NEW_TOKENS, epochs=GRPO_EPOCHS,
+                    max_steps=N_GRPO * GRPO_EPOCHS // GRPO_PROMPTS_PER_STEP, save_steps=10)
 GRPO_REWARDS = "rewards.jsonl"  # every training completion's reward, by step and question
 GRPO_FROZEN_LR = 1e-12
 DPO = DPOSettings(learning_rate=5e-4, batch_size=8, beta=0.1, k=4, max_steps=30, max_new_tokens=MAX_NEW_TOKENS,
                   save_steps=10_000)
 
-# Floors: below the worst of the three seeds (docs/results.md, "CI learning checks"). PROVISIONAL until measured.
+# Floors: below the worst of the three seeds (docs/results.md, "CI learning checks").
+# PROVISIONAL: set from seed 0 alone (seeds 1 and 2 and GRPO at lr 2e-4 not yet measured).
 SFT_FLOOR = 0.20  # held-out accuracy
 SELF_TRAINING_FLOOR = 0.01  # held-out gain over the SFT start
 GRPO_RISE_FLOOR = 0.05  # reward on the training problems, last visit minus first
