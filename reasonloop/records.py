@@ -100,10 +100,33 @@ class SamplingRecord(BaseModel):
         return cls(**{name: getattr(params, name) for name in cls.model_fields})
 
 
-class Attempt(Record):
-    """One completion a model produced for one problem."""
+class ToolCall(BaseModel):
+    """One program a model wrote and the sandbox ran (program-aided and tool-integrated solving).
 
-    json_fields: ClassVar[tuple[str, ...]] = ("sampling",)
+    `status` is the sandbox's (`ok`, `error`, `timeout`), except that a program that exits 0
+    but prints nothing, or prints bytes that are not UTF-8, is an `error` here: its output
+    cannot be an answer. A python block that was missing or never closed is an `error` call
+    with empty `code`. `output` is what the program printed (cut to `TOOL_OUTPUT_CHARS`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    output: str = ""
+    status: Literal["ok", "error", "timeout"]
+    reason: str = ""
+    seconds: float = 0.0
+
+
+TOOL_OUTPUT_CHARS = 2000
+
+
+class Attempt(Record):
+    """One completion a model produced for one problem.
+
+    `tool_calls`: the programs run while producing it (`pal`, `tir`), in order; None for
+    strategies that run none, and in attempts written before the field existed."""
+
+    json_fields: ClassVar[tuple[str, ...]] = ("sampling", "tool_calls")
     problem_id: str
     prompt: str
     completion: str
@@ -116,6 +139,7 @@ class Attempt(Record):
     steps: list[str] | None = None
     error: str | None = None
     reward: float | None = None  # a reward model's score, where a search strategy ranked by one
+    tool_calls: list[ToolCall] | None = None
 
 
 class Verdict(Record):

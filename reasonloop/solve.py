@@ -24,6 +24,7 @@ list, so a killed and resumed run is byte-identical to an uninterrupted one.)
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 from reasonloop.cache import BatchRunner, ItemCache, item_key, map_cached
 from reasonloop.errors import ReasonloopError
-from reasonloop.models.base import Completion, Generator, SamplingParams, generate_each
+from reasonloop.models.base import Completion, Generator, Prompt, SamplingParams, generate_each
 from reasonloop.prompts import PromptFormat
 from reasonloop.records import Attempt, Problem, SamplingRecord, Trace, Verdict
 from reasonloop.search.base import SolveSettings, Strategy, StrategyError, StrategyResult, get_strategy
@@ -177,6 +178,26 @@ class CachedSampler:
                                label=self.label, runner=self.caches.runner if remote else None)
         return [[Attempt.model_validate(a) for a in samples] for samples in values]
 
+    def generate_prompts(self, items: Sequence[tuple[Problem, Prompt, str]], n: int, settings: SolveSettings, *,
+                         stop: tuple[str, ...] = ()) -> list[list[Attempt]]:
+        """`n` completions of each (problem, prompt the strategy wrote, salt): the prompt is a text,
+        or chat messages (a conversation with tool outputs, for `tir`).
+
+        Seeded by (run seed, problem id, salt) — `tir` passes the sample index and turn — with
+        sample j's seed derived from that and j by the backend; cached like `sample`. The format's stop strings apply, and `stop`: a completion that ended at a
+        string of `stop` keeps it at its end. An attempt's `prompt` is the text, or the
+        conversation as JSON."""
+        params = sampling_params(settings, self.prompt_format, n, logprobs=self.logprobs)
+        params = replace(params, stop=(*params.stop, *stop))
+        rows = [(p.id, prompt, salt) for p, prompt, salt in items]
+        keys = [item_key(SOLVE_VERSION, "prompts", pid, prompt, row_salt, params, self.fingerprint, settings.batch_size)
+                for pid, prompt, row_salt in rows]
+        compute = partial(prompts_chunk, source=self.source, params=params, fingerprint=self.fingerprint, kept=stop)
+        remote = isinstance(self.source, GeneratorSpec) and self.source.remote
+        values = cached_values("solve", rows, keys, compute, self.caches, batch_size=settings.batch_size,
+                               label=self.label, runner=self.caches.runner if remote else None)
+        return [[Attempt.model_validate(a) for a in samples] for samples in values]
+
     def generator(self) -> Generator:
         return self.source.load() if isinstance(self.source, GeneratorSpec) else self.source
 
@@ -196,6 +217,20 @@ def continue_chunk(rows: Sequence[tuple[str, str, str]], *, source: Generator | 
     return [[to_attempt(pid, text, replace(c, text=c.text + (c.stop_reason if c.stop_reason in kept else "")), j, record,
                         fingerprint).model_dump() for j, c in enumerate(samples)]
             for (pid, text, _), samples in zip(rows, outputs)]
+
+
+def prompts_chunk(rows: Sequence[tuple[str, Prompt, str]], *, source: Generator | GeneratorSpec, params: SamplingParams,
+                  fingerprint: str, kept: tuple[str, ...]) -> list[list[dict]]:
+    """`params.n` completions (as attempt dicts) of each (problem id, prompt, salt)."""
+    generator = source.load() if isinstance(source, GeneratorSpec) else source
+    requests = [(prompt, replace(params, seed=problem_seed(params.seed or 0, f"{pid}\0{salt}"))) for pid, prompt, salt in rows]
+    outputs = generate_each(generator, requests)
+    refuse_if_all_failed(outputs)
+    record = SamplingRecord.of(params)
+    return [[to_attempt(pid, prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False),
+                        replace(c, text=c.text + (c.stop_reason if c.stop_reason in kept else "")), j, record,
+                        fingerprint).model_dump() for j, c in enumerate(samples)]
+            for (pid, prompt, _), samples in zip(rows, outputs)]
 
 
 def cached_values(namespace: str, items: Sequence, keys: list[str], compute: Callable, caches: SolveCaches, *,

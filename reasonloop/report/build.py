@@ -32,7 +32,7 @@ UNVERIFIED = "unverified"
 NO_SUITE = "(no suite)"
 # column order of one trace-viewer row in the embedded JSON (report.js reads the same order)
 ROW_COLUMNS = ("problem", "sample", "prompt", "completion", "status", "extracted", "reference", "reason", "verifier",
-               "tokens", "finish_reason", "error")
+               "tokens", "finish_reason", "error", "tool_calls")
 
 
 @dataclass
@@ -352,6 +352,8 @@ def trace_payload(index: int, run: RunData) -> dict[str, Any]:
                 attempt.tokens if attempt else None,
                 attempt.finish_reason if attempt else None,
                 attempt.error if attempt else None,
+                [[c.code, c.output, c.status, c.reason, c.seconds] for c in attempt.tool_calls]
+                if attempt and attempt.tool_calls is not None else None,
             ])
     return {"name": run.name, "color": run_color(index), "problems": problems, "prompts": list(prompts),
             "rows": rows, "trees": trees}

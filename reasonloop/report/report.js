@@ -153,7 +153,17 @@
       field("Verifier", row[COL.verifier]),
       field("Error", row[COL.error]),
       prompt === null ? null : el("details", {}, el("summary", {}, "Prompt"), el("pre", { className: "prompt" }, prompt)),
-      el("pre", { className: "completion" }, row[COL.completion]));
+      el("pre", { className: "completion" }, row[COL.completion]),
+      toolCallsView(row[COL.tool_calls]));
+  }
+
+  function toolCallsView(calls) {
+    if (!calls || !calls.length) return null;
+    return el("details", { className: "tool-calls" }, el("summary", {}, calls.length + " program(s) run"),
+      el("ol", {}, calls.map(([code, output, status, reason, seconds]) => el("li", {},
+        el("div", {}, badge(status), " " + reason + " · " + seconds + " s"),
+        el("pre", { className: "code" }, code || "(no code)"),
+        output ? el("pre", { className: "output" }, output) : null))));
   }
 
   function treeView(tree) {

@@ -89,6 +89,7 @@ class Sampler(Protocol):
     """What a strategy may ask of the model: `n` completions of each problem's prompt."""
 
     logprobs: bool  # the backend returns log-probabilities
+    prompt_format: Any  # the model's `reasonloop.prompts.PromptFormat` (is it a chat model?)
 
     def sample(self, problems: Sequence[Problem], n: int, settings: SolveSettings) -> list[list[Attempt]]:
         """`n` attempts per problem (seeded by run seed, problem id and sample index; cached)."""
@@ -97,6 +98,11 @@ class Sampler(Protocol):
     def continue_texts(self, items: Sequence[tuple[Problem, str]], n: int, settings: SolveSettings, *,
                        stop: tuple[str, ...] = (), salt: str = "") -> list[list[Attempt]]:
         """`n` continuations of each (problem, solution prefix) (step-level search); see `reasonloop.solve.CachedSampler`."""
+        ...
+
+    def generate_prompts(self, items: Sequence[tuple[Problem, Any, str]], n: int, settings: SolveSettings, *,
+                         stop: tuple[str, ...] = ()) -> list[list[Attempt]]:
+        """`n` completions of each (problem, prompt the strategy wrote: text or chat messages, seed salt) (`pal`, `tir`)."""
         ...
 
     def generator(self) -> Any:
@@ -127,7 +133,8 @@ class Strategy(Protocol):
 
 STRATEGIES: dict[str, Callable[[], Strategy]] = {}
 STRATEGY_MODULES = ("reasonloop.search.simple", "reasonloop.search.reranking", "reasonloop.search.beam",
-                     "reasonloop.search.mcts", "reasonloop.search.refine", "reasonloop.search.mma")  # imported on first lookup; each registers its strategies
+                     "reasonloop.search.mcts", "reasonloop.search.refine", "reasonloop.search.mma",
+                     "reasonloop.search.tools")  # imported on first lookup; each registers its strategies
 
 
 def register_strategy(name: str) -> Callable[[type], type]:
