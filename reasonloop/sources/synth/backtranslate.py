@@ -27,7 +27,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from reasonloop.errors import ReasonloopError
 from reasonloop.prompts import PromptFormat, load_prompt_format
@@ -38,6 +38,9 @@ from reasonloop.text import format_number, strip_calculator_annotations
 
 BT_FORMAT = PromptFormat(name="backtranslate", prompt="Solution: {question}\nQuestion:", target=" {solution}",
                          stop=("\n",))
+if TYPE_CHECKING:
+    from reasonloop.train.sft import SFTSettings
+
 RESULT = re.compile(r"=\s*([$€£₹]?-?\d[\d,]*(?:\.\d+)?%?)")
 # Numbers a question may state in words, and unit constants a solution may bring in itself
 # (10 mm in a cm, 60 minutes in an hour): the rule does not ask for those in digits.
@@ -104,7 +107,7 @@ class BTSettings:
     solver_max_new_tokens: int = 160
     batch_size: int = 64
     seed: int = 0
-    sft: object = None
+    sft: "SFTSettings | None" = None
 
 
 @dataclass

@@ -18,11 +18,14 @@ import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from reasonloop.errors import ReasonloopError
 from reasonloop.prompts import PLAIN_FORMAT, PromptFormat, load_prompt_format
 from reasonloop.records import Problem
+
+if TYPE_CHECKING:
+    from reasonloop.train.sft import SFTSettings
 
 QFT_PROMPT = "Write a math word problem."
 QFT_FORMAT = PromptFormat(name="qft", prompt="{question}\nQuestion:", target=" {solution}", stop=("\n",))
@@ -48,7 +51,7 @@ def writer_format(model: str | Path, template: PromptFormat) -> PromptFormat:
 
 
 def train_writer(model: str | Path, rows: Sequence[tuple[str, str]], out_dir: str | Path, prompt_format: PromptFormat,
-                 settings=None) -> Path:
+                 settings: "SFTSettings | None" = None) -> Path:
     """SFT `model` on (prompt, completion) text pairs in `prompt_format` (the existing SFT trainer)."""
     from reasonloop.train.sft import SFTSettings, train_sft
 
@@ -59,7 +62,8 @@ def train_writer(model: str | Path, rows: Sequence[tuple[str, str]], out_dir: st
         return train_sft(base, problems, out_dir, settings or SFTSettings(learning_rate=2e-3, epochs=3))
 
 
-def train_qft(model: str | Path, problems: Sequence[Problem], out_dir: str | Path, settings=None) -> Path:
+def train_qft(model: str | Path, problems: Sequence[Problem], out_dir: str | Path,
+              settings: "SFTSettings | None" = None) -> Path:
     """Fine-tune `model` to write questions like the problems' questions (questions only)."""
     questions = [p.question.strip() for p in problems if p.question.strip()]
     if not questions:

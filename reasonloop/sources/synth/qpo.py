@@ -17,13 +17,16 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from reasonloop.errors import ReasonloopError
 from reasonloop.records import Problem
 from reasonloop.sources.synth.agreement import AgreementSettings, agree, sample_answers
 from reasonloop.sources.synth.filters import format_problem
 from reasonloop.sources.synth.qft import QFT_PROMPT
+
+if TYPE_CHECKING:
+    from reasonloop.train.dpo import DPOSettings
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ def preference_pairs(scored: Sequence[Scored], *, max_pairs: int, seed: int = 0)
     return pairs[:max_pairs]
 
 
-def train_qpo(writer: str | Path, pairs: Sequence[tuple[str, str]], out_dir: str | Path, settings=None) -> Path:
+def train_qpo(writer: str | Path, pairs: Sequence[tuple[str, str]], out_dir: str | Path,
+              settings: "DPOSettings | None" = None) -> Path:
     """DPO on question pairs against a frozen copy of the writer (TRL's DPOTrainer)."""
     from trl import DPOConfig, DPOTrainer
 
