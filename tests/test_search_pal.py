@@ -201,3 +201,85 @@ def test_the_trace_viewer_gets_each_call(tmp_path):
     column = ROW_COLUMNS.index("tool_calls")
     assert rows[0][column][0][:4] == ["print(6 * 7)\n", "42\n", "ok", "exit 0"]
     assert rows[1][column] == [["", "", "error", "no ```python block in the completion", 0.0]]
+
+
+def test_eval_writes_the_calls_into_the_run_directory_and_recipes_take_the_strategies(tmp_path):
+    from pydantic import ValidationError
+
+    from reasonloop.evaluate import evaluate_suite, read_run
+    from reasonloop.pipeline.stages.solving import EvaluateStage
+
+    metrics = evaluate_suite(Script(), "gsm8k", tmp_path / "run", problems=[problem("tir"), problem("crash")],
+                             strategy="tir:max_calls=2", prompt_format=CHAT_FORMAT, progress=False)
+    assert metrics["accuracy"] == 0.5
+    back = read_run(tmp_path / "run", strict=True)
+    assert [[c.status for c in a.tool_calls] for a in back.attempts] == [["ok"], ["error", "error"]]  # crash: a block each turn
+    assert EvaluateStage(name="eval", model="base", problems=["p"], strategy="pal:timeout_s=2").strategy == "pal:timeout_s=2"
+    with pytest.raises(ValidationError, match="max_calls must be >= 1"):
+        EvaluateStage(name="eval", model="base", problems=["p"], strategy="tir:max_calls=0")
+
+
+@pytest.mark.slow
+def test_smollm2_runs_and_records_every_program(shared_data):
+    """A real model (SmolLM2-135M-Instruct, chat format) on 3 GSM8K problems: every python block
+    it wrote was run (a sandbox time recorded) and kept, in order, with its output shown after it."""
+    from reasonloop.models import load_generator, smollm2_gguf_path
+    from reasonloop.search.tools import PYTHON_BLOCK
+    from reasonloop.sources.datasets import load_problems
+
+    problems = load_problems(shared_data / "gsm8k/test.jsonl", preset="gsm8k").records[:3]
+    generator = load_generator(str(smollm2_gguf_path()), backend="hf")
+    for strategy in ("pal", "tir:max_calls=2"):
+        solved = solve(problems, generator, SolveSettings(strategy=strategy, max_new_tokens=160), prompt_format=CHAT_FORMAT)
+        assert len(solved.all_verdicts) == len(solved.attempts) == 3  # every candidate graded
+        for attempt in solved.attempts:
+            ran = [call for call in attempt.tool_calls if call.code]
+            assert all(call.seconds > 0 and call.code in attempt.completion for call in ran)
+            if strategy == "pal":
+                assert len(attempt.tool_calls) == 1
+                blocks = PYTHON_BLOCK.findall(attempt.completion)
+                assert [call.code for call in ran] == blocks[-1:]
+            else:
+                assert len(attempt.tool_calls) <= 2
+                assert attempt.completion.count("```output\n") == len(ran)
+                assert [call.code for call in ran] == PYTHON_BLOCK.findall(attempt.completion)[:len(ran)]
+
+
+@pytest.mark.slow
+def test_the_report_shows_each_program_as_text(tmp_path, monkeypatch):
+    """Chromium: a sample's programs, their status and output are listed, model text never run."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from pathlib import Path
+
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    from reasonloop.report import build_report
+    from reasonloop.rundir import make_manifest, write_run
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Chromium not installed: run scripts/install-test-deps.sh")
+    monkeypatch.setitem(PAL_PROGRAMS, "html", "print('<img src=x onerror=\"window.__pwned=1\">')")
+    solved = run("pal", [problem("html"), problem("good")])
+    write_run(tmp_path / "pal", manifest=make_manifest(suite="s", strategy="pal"), problems=solved.problems,
+              attempts=solved.attempts, verdicts=solved.all_verdicts, metrics={})
+    build_report([tmp_path / "pal"], tmp_path / "report.html")
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    driver = webdriver.Chrome(options=options, service=Service(executable_path="/usr/bin/chromedriver"))
+    try:
+        driver.get((tmp_path / "report.html").as_uri())
+        driver.find_element(By.CSS_SELECTOR, '#trace-table tbody tr[data-row="0"]').click()
+        calls = driver.find_element(By.CSS_SELECTOR, "#trace-detail .sample.selected .tool-calls")
+        assert calls.find_element(By.TAG_NAME, "summary").text == "1 program(s) run"
+        code = calls.find_element(By.CSS_SELECTOR, "pre.code").get_attribute("textContent")
+        output = calls.find_element(By.CSS_SELECTOR, "pre.output").get_attribute("textContent")
+        assert code == PAL_PROGRAMS["html"] + "\n" and output == '<img src=x onerror="window.__pwned=1">\n'
+        assert calls.find_element(By.CSS_SELECTOR, ".badge").get_attribute("textContent") == "ok"
+        assert driver.execute_script("return window.__pwned === undefined")
+    finally:
+        driver.quit()
