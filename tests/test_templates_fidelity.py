@@ -103,7 +103,7 @@ def test_p2_template_rejection_cannot_sample_generates_fifty_valid_instances(sha
     assert len({problem.question for problem in problems}) == 50
     for problem in problems:
         assert_valid(template, problem)
-    assert problems[0].answer == "20" and "you must pay ₹0.7 for each minute" in problems[0].question
+    assert problems[0].answer == "27" and "you must pay ₹0.9 for each minute" in problems[0].question
 
 
 def test_p2_template_whose_answer_contradicts_its_worked_solution_is_refused_with_the_proof(shared_data):
