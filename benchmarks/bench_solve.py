@@ -7,7 +7,7 @@ generator's `generate` over fixed chunks of the prompts with one seed, then one
 strategy (per-problem seeds, attempts and verdicts as records, strategy selection), first
 without a cache, then with a cold directory cache (every batch written as a shard).
 Only real generated tokens count (`Completion.tokens`: before EOS/stop, no padding).
-Each side: median of `--repeats` runs after a warm-up.
+Each side: median of `--repeats` runs after a warm-up, the sides taking turns.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_solve.py
 """
@@ -50,14 +50,22 @@ def ours(generator, problems, settings: SolveSettings, cache_dir: Path | None) -
     return sum(a.tokens for a in solved.attempts), len(solved.all_verdicts)
 
 
-def timed(function, repeats: int) -> tuple[float, int]:
-    function()  # warm-up
-    times, tokens = [], 0
+CLOCK = time.perf_counter  # --cpu: this process's CPU time (steadier than wall time on a loaded machine)
+
+
+def interleaved(sides: dict, repeats: int) -> dict[str, tuple[float, int]]:
+    """Median seconds and tokens of each side, the sides run in turn each repeat (a machine whose
+    load changes during the run then slows every side alike)."""
+    for run in sides.values():
+        run()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    tokens: dict[str, int] = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        tokens, _ = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), tokens
+        for name, run in sides.items():
+            start = CLOCK()
+            tokens[name], _ = run()
+            times[name].append(CLOCK() - start)
+    return {name: (statistics.median(times[name]), tokens[name]) for name in sides}
 
 
 def main() -> None:
@@ -67,24 +75,31 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="problems per batch")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cpu", action="store_true", help="time by this process's CPU time, not wall time")
     args = parser.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.cpu else time.perf_counter
     problems = builtin_problems(2, seed=0, max_steps=3)[: args.problems]
     with tempfile.TemporaryDirectory() as tmp:
         texts = [PLAIN_FORMAT.render_prompt(p.question) + PLAIN_FORMAT.render_target(p.solution, p.answer)
                  for p in problems]
         model = create_tiny_model(Path(tmp) / "tiny", texts, seed=0)
         generator = load_generator(model, batch_size=args.batch_size * args.samples)
-        params = SamplingParams(n=args.samples, temperature=1.0, max_new_tokens=args.max_new_tokens, seed=0)
+        params = SamplingParams(n=args.samples, temperature=1.0, max_new_tokens=args.max_new_tokens, seed=0,
+                                **PLAIN_FORMAT.decoding())  # the same stop strings; calculator off on both sides
         settings = SolveSettings(strategy="sample", n=args.samples, temperature=1.0,
                                  max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
-        base_s, base_tokens = timed(lambda: raw(generator, problems, params, args.batch_size), args.repeats)
-        ours_s, ours_tokens = timed(lambda: ours(generator, problems, settings, None), args.repeats)
         counter = iter(range(10**6))
-        cached_s, cached_tokens = timed(lambda: ours(generator, problems, settings, Path(tmp) / f"c{next(counter)}"),
-                                        args.repeats)
+        results = interleaved({
+            "raw": lambda: raw(generator, problems, params, args.batch_size),
+            "ours": lambda: ours(generator, problems, settings, None),
+            "cold cache": lambda: ours(generator, problems, settings, Path(tmp) / f"c{next(counter)}"),
+        }, args.repeats)
+        (base_s, base_tokens), (ours_s, ours_tokens), (cached_s, cached_tokens) = results.values()
     print(f"{len(problems)} problems x {args.samples} samples, {args.batch_size} problems per batch "
           f"({args.batch_size * args.samples} sequences), max_new_tokens {args.max_new_tokens}, temperature 1, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {'CPU' if args.cpu else 'wall'} time, "
+          f"load average {os.getloadavg()[0]:.1f}")
     rate = {name: tokens / seconds for name, tokens, seconds in
             (("raw", base_tokens, base_s), ("ours", ours_tokens, ours_s), ("cold cache", cached_tokens, cached_s))}
     print(f"raw generate + grade_batch: {rate['raw']:8.0f} tokens/s ({base_tokens} tokens, {base_s:.2f} s)")
