@@ -4,9 +4,9 @@ and every trained model byte-identical to an uninterrupted run's.
 
 The recipe has the quickstart's shape at a size that runs in about a minute of CPU: built-in
 one-step templates, a 2-layer tiny Llama, 120 SFT steps, 2 self-training rounds of 10 steps on 16
-problems, 8 GRPO steps, a greedy evaluation after each. Checkpoints are frequent so that a kill
-lands between two of them, mid-epoch; the kill waits for a checkpoint partway through the stage,
-then a fraction of a second more, so it can also cut the next checkpoint short.
+problems, 8 GRPO steps on 8 problems, a greedy evaluation after each. The kill waits for a
+checkpoint inside a later epoch than the first (where the batch order is drawn afresh), then a
+fraction of a second more, so it may also cut the next checkpoint short.
 """
 
 import json
@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 SFT_STEPS, ROUND_STEPS, GRPO_STEPS = 120, 10, 8
 RECIPE = {
     "name": "resume-training",
@@ -31,19 +29,21 @@ RECIPE = {
         # the first 16 training problems: the SFT model solves some of them at temperature 0.8
         {"name": "practice_problems", "kind": "problems", "source": "builtin", "max_steps": 1, "n_per_template": 8,
          "limit": 16},
+        {"name": "grpo_problems", "kind": "problems", "source": "builtin", "max_steps": 1, "n_per_template": 8,
+         "limit": 8},  # 4 GRPO steps an epoch: the kill lands in the second epoch
         {"name": "heldout", "kind": "problems", "source": "builtin", "max_steps": 1, "n_per_template": 2, "seed": 1,
          "limit": 24, "exclude": ["train_problems"]},
         {"name": "tiny", "kind": "tiny_model", "corpus": ["train_problems"],
          "config": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128}},
         {"name": "sft", "kind": "sft", "model": "tiny", "problems": "train_problems",
-         "settings": {"learning_rate": 0.01, "batch_size": 16, "max_steps": SFT_STEPS, "save_steps": 10,
+         "settings": {"learning_rate": 0.01, "batch_size": 16, "max_steps": SFT_STEPS, "save_steps": 7,
                       "logging_steps": 5, "adam_beta2": 0.95, "warmup_ratio": 0.05}},
         {"name": "self_train", "kind": "rft", "model": "sft", "problems": "practice_problems",
          "replay": "train_problems",
          "settings": {"rounds": 2, "k": 4, "temperature": 0.8, "max_new_tokens": 60, "batch_size": 64,
-                      "sft": {"learning_rate": 0.001, "batch_size": 8, "max_steps": ROUND_STEPS, "save_steps": 2,
+                      "sft": {"learning_rate": 0.001, "batch_size": 16, "max_steps": ROUND_STEPS, "save_steps": 2,
                               "logging_steps": 2, "warmup_ratio": 0.0, "adam_beta2": 0.95}}},
-        {"name": "grpo", "kind": "grpo", "model": "self_train", "problems": "practice_problems",
+        {"name": "grpo", "kind": "grpo", "model": "self_train", "problems": "grpo_problems",
          "settings": {"learning_rate": 0.0001, "batch_size": 8, "num_generations": 4, "beta": 0.04,
                       "max_steps": GRPO_STEPS, "save_steps": 1, "max_completion_length": 60,
                       "format_weight": 0.5}},  # rewards that differ within a group, so GRPO moves the weights
@@ -53,9 +53,10 @@ RECIPE = {
 }
 # (stage, the checkpoint that shows it is partway, the file that shows it finished)
 KILL_POINTS = {
-    "sft": ("sft/model/checkpoints/checkpoint-60", "sft/model/manifest.json"),
-    "self_train": ("self_train/model/round-2/checkpoints/checkpoint-4", "self_train/model/round-2/manifest.json"),
-    "grpo": ("grpo/model/checkpoints/checkpoint-4", "grpo/model/manifest.json"),
+    "sft": ("sft/model/checkpoints/checkpoint-63", "sft/model/manifest.json"),  # 5 steps an epoch: inside the 13th
+    "self_train": ("self_train/model/round-2/checkpoints/checkpoint-8",  # about 6 steps an epoch: inside the 2nd
+                   "self_train/model/round-2/manifest.json"),
+    "grpo": ("grpo/model/checkpoints/checkpoint-6", "grpo/model/manifest.json"),  # inside the 2nd epoch
 }
 
 
@@ -115,6 +116,7 @@ def uninterrupted(recipe_file, tmp_path_factory) -> dict[str, bytes]:
     return expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", list(KILL_POINTS))
 def test_run_killed_while_training_then_rerun_ends_byte_identical(stage, recipe_file, uninterrupted, tmp_path):
     partway, finished = KILL_POINTS[stage]
@@ -128,3 +130,18 @@ def test_run_killed_while_training_then_rerun_ends_byte_identical(stage, recipe_
     assert differing == []
     metrics = json.loads(resumed["eval_grpo/eval_grpo.heldout/metrics.json"])
     print(f"killed during {stage}; {len(resumed)} files identical; eval_grpo accuracy {metrics['accuracy']}")
+
+
+def test_a_checkpoint_cut_short_by_a_kill_is_passed_over(tmp_path):
+    from reasonloop.train.common import CHECKPOINTS, TRAINER_STATE, last_checkpoint
+
+    saved = {"checkpoint-10": '{"global_step": 10}', "checkpoint-20": None, "checkpoint-30": '{"global_st',
+             "checkpoint-x": "{}"}
+    for name, state in saved.items():
+        folder = tmp_path / CHECKPOINTS / name
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"weights")
+        if state is not None:
+            (folder / TRAINER_STATE).write_text(state)
+    assert last_checkpoint(tmp_path) == str(tmp_path / CHECKPOINTS / "checkpoint-10")
+    assert last_checkpoint(tmp_path / "nothing") is None

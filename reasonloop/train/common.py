@@ -324,6 +324,7 @@ def epoch_start_rng(checkpoint: str | None) -> "TrainerCallback":
     class EpochStartRng(TrainerCallback, ExportableState):
         epoch: int | None = None
         rng: str | None = None
+        replayed = False
 
         def state(self) -> dict:  # saved in trainer_state.json with every checkpoint
             return {"args": {}, "attributes": {"epoch": self.epoch, "rng": self.rng}}
@@ -331,15 +332,30 @@ def epoch_start_rng(checkpoint: str | None) -> "TrainerCallback":
         def on_train_begin(self, args, state, control, **kwargs):
             state.stateful_callbacks.setdefault("EpochStartRng", self.state())  # a checkpoint saved without it
 
-        def on_epoch_begin(self, args, state, control, **kwargs):
-            # resumed inside the epoch it recorded (at an epoch's end the trainer restores the RNG itself)
+        def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
             epoch = state.epoch or 0.0
+            if checkpoint and not self.replayed:  # the first epoch of a resumed run
+                self.replayed = True
+                replay_epoch_draws(train_dataloader, math.floor(epoch))
+            # resumed inside the epoch it recorded (at an epoch's end the trainer restores the RNG itself)
             if saved.get("rng") and math.floor(epoch) == saved["epoch"] != epoch:
                 torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(saved.pop("rng"))), dtype=torch.uint8))
             self.epoch = math.floor(epoch)
             self.rng = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()
 
     return EpochStartRng()
+
+
+def replay_epoch_draws(loader, epochs: int) -> None:
+    """A sampler with a generator of its own that it does not reseed per epoch (GRPO's RepeatSampler)
+    draws one order per pass from it; a resumed trainer builds it afresh, so make the passes of the
+    epochs already trained, and the resumed epoch draws what the uninterrupted run drew."""
+    import torch
+
+    sampler = getattr(getattr(loader, "batch_sampler", None), "sampler", None)
+    if isinstance(getattr(sampler, "generator", None), torch.Generator) and not hasattr(sampler, "set_epoch"):
+        for _ in range(epochs):
+            next(iter(sampler), None)
 
 
 def checkpoint_step(checkpoint: str | None) -> int:
