@@ -161,14 +161,17 @@ def test_alarm_stops_math_verify_without_a_kill():
 
 
 def test_no_eval_in_the_verifier():
+    """Model output and data are never evaluated in-process; the one `exec` is the sandbox's fork
+    server running a model's program in its isolated child (docs/sandbox.md)."""
     import pathlib
 
     import reasonloop.verify as package
 
+    sandboxed = {"_forkserver.py"}
     for path in pathlib.Path(package.__file__).parent.glob("*.py"):
         source = path.read_text()
         assert "eval(" not in source.replace("numeric(", "").replace("_eval", ""), path
-        assert "exec(" not in source, path
+        assert ("exec(" in source) == (path.name in sandboxed), path
 
 
 def test_reward_function_for_trl():

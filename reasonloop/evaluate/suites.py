@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reasonloop.errors import ReasonloopError
 from reasonloop.models.base import SamplingParams
 from reasonloop.prompts import CHAT_FORMAT, PLAIN_FORMAT, PromptFormat, load_prompt_format
 from reasonloop.records import Problem
 from reasonloop.search import SolveSettings, StrategyError, get_strategy
+from reasonloop.search.base import StrategyName
 from reasonloop.text import normalize_question
 
 log = logging.getLogger(__name__)
@@ -65,22 +66,13 @@ class Suite(StrictModel):
     description: str = ""
     source: SourceSpec
     prompt: Literal["model", "plain", "chat"] = Field("model", description="model: the format saved with the model")
-    strategy: str = Field("greedy", description="a registered strategy (reasonloop.search)")
+    strategy: StrategyName = Field("greedy", description="a registered strategy (reasonloop.search)")
     n: int = Field(1, ge=1, description="samples per problem (sample / majority)")
     sampling: SamplingSpec = SamplingSpec()
     ks: list[int] | None = Field(None, description="k values for pass@k / maj@k (default: powers of 2 up to n)")
     perturb: str | None = Field(None, description="set by NAME:KIND variants")
     last_number_fallback: bool = Field(False, description="also take a completion's last number when it states no "
                                                           "final answer (for models without the answer format)")
-
-    @field_validator("strategy")
-    @classmethod
-    def registered_strategy(cls, name: str) -> str:
-        try:
-            get_strategy(name)
-        except StrategyError as exc:  # pydantic names the field for a ValueError
-            raise ValueError(str(exc)) from None
-        return name
 
     def with_strategy(self, strategy: str | None = None, n: int | None = None) -> "Suite":
         """The suite as run, with the settings its strategy fixes (greedy: one sample at temperature 0)."""

@@ -27,7 +27,9 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Callable, ClassVar, Protocol, Sequence
+from typing import Annotated, Any, Callable, ClassVar, Protocol, Sequence
+
+from pydantic import AfterValidator
 
 from reasonloop.errors import ReasonloopError
 from reasonloop.records import Attempt, Problem, Verdict
@@ -215,6 +217,18 @@ def get_strategy(name: str) -> Strategy:
             raise StrategyError(f"strategy {base} takes no options, got {', '.join(raw)}")
         return cls()
     return cls(make_options(base, options_type, raw))  # type: ignore[call-arg]
+
+
+def registered_name(name: str) -> str:
+    """`name` if a strategy is registered under it; a ValueError (which pydantic reports with the field) if not."""
+    try:
+        get_strategy(name)
+    except StrategyError as exc:
+        raise ValueError(str(exc)) from None
+    return name
+
+
+StrategyName = Annotated[str, AfterValidator(registered_name)]  # a config field that names a strategy
 
 
 def within_budget(attempts: Sequence[Attempt], budget: int | None) -> list[Attempt]:

@@ -9,13 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from reasonloop.cache import item_key
 from reasonloop.pipeline.contract import RunContext, StageConfig, StageOutput, fingerprint_path, register_stage
 from reasonloop.prompts import PromptFormat, load_prompt_format
 from reasonloop.records import Attempt, Problem, load, write_records
-from reasonloop.search import SolveSettings, StrategyError, get_strategy
+from reasonloop.search import SolveSettings
+from reasonloop.search.base import StrategyName
 from reasonloop.solve import (CachedSampler, GeneratorSpec, SolveCaches, Solved, grade_attempts, prepare,
                               sampling_params, solve)
 
@@ -124,20 +125,11 @@ class EvaluateStage(SamplingFields):
 
     model: str = Field(description="Model stage or 'base'.")
     problems: list[str] = Field(description="Problems stages, each evaluated as one suite.")
-    strategy: str = Field("greedy", description="A registered strategy (`reasonloop strategies`): how candidates are "
+    strategy: StrategyName = Field("greedy", description="A registered strategy (`reasonloop strategies`): how candidates are "
                                                 "drawn and one answer chosen.")
     budget: int | None = Field(None, gt=0, description="Generated tokens the strategy may spend per problem.")
     grader: Literal["auto", "math", "numeric"] = "auto"
     last_number_fallback: bool = Field(False, description=LAST_NUMBER_HELP)
-
-    @field_validator("strategy")
-    @classmethod
-    def registered_strategy(cls, name: str) -> str:
-        try:
-            get_strategy(name)
-        except StrategyError as exc:  # pydantic names the field for a ValueError
-            raise ValueError(str(exc)) from None
-        return name
 
     def preflight(self) -> None:
         prepare(self.solve_settings(0, self.strategy))
