@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -44,14 +45,20 @@ def report(key: str, value) -> None:
     (OUT / "results.json").write_text(json.dumps(RESULTS, indent=2))
 
 
+def sample(problems: list, count: int) -> list:
+    return random.Random(0).sample(problems, min(count, len(problems)))
+
+
 def problem_sets(args):
     templates = builtin_templates(max_steps=3)
     train = generate_problems(templates, per_template=args.train_per_template, seed=0)
     seen = {p.question for p in train}
     fresh = lambda seed, k: [p for p in generate_problems(templates, per_template=k, seed=seed) if p.question not in seen]  # noqa: E731
     label = fresh(2, args.label_per_template)
-    dev = fresh(3, args.eval_per_template)[: args.dev_problems]
-    confirm = fresh(1, args.eval_per_template)[: args.eval_problems]
+    # a seeded sample, not the first N: instances come in template order, so the first N would
+    # cover only the first few templates
+    dev = sample(fresh(3, args.eval_per_template), args.dev_problems)
+    confirm = sample(fresh(1, args.eval_per_template), args.eval_problems)
     return train, label, dev, confirm
 
 
@@ -95,6 +102,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--prm-steps", type=int, default=400)
     parser.add_argument("--temperatures", default="0.6,0.8,1.0")
+    parser.add_argument("--reuse", action="store_true", help="reuse OUT's generators and reward models if present")
     parser.add_argument("--skip", default="", help="comma-separated phases to skip: mma,mcts,beam,refine")
     args = parser.parse_args()
     if args.tiny:
@@ -104,7 +112,11 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     train, label, dev, confirm = problem_sets(args)
     report("problems", {"sft": len(train), "label": len(label), "dev": len(dev), "confirm": len(confirm)})
-    main_model, other_model, fmt = train_generators(train, args)
+    if args.reuse and (OUT / "sft_half" / "config.json").is_file():
+        main_model, other_model = OUT / "sft", OUT / "sft_half"
+        fmt = replace(PLAIN_FORMAT, calculator=True)
+    else:
+        main_model, other_model, fmt = train_generators(train, args)
     report("generators", {"main": str(main_model), "other": str(other_model)})
 
     from reasonloop.models import load_generator
@@ -115,6 +127,11 @@ def main() -> None:
     caches = directory_caches(OUT / "cache")
     sampler = CachedSampler(generator, fmt, generator.fingerprint(), caches)
     base = SolveSettings(strategy="sample", n=4, temperature=0.8, max_new_tokens=160, batch_size=256)
+    if args.reuse and (OUT / "orm" / "reasonloop_reward.json").is_file():
+        models = {kind: str(OUT / kind) for kind in ("prm", "orm")}
+        for path in models.values():
+            LOADED[path] = RewardModel.load(path, device=generator.device)
+        return measure(args, generator, caches, base, fmt, confirm, dev, models, other_model)
     labels = shepherd_labels(label, sampler, base, solutions=4, completions=4, caches=caches)
     write_labels(OUT / "labels.jsonl", labels)
     usable = [item for item in labels if not item.error]
@@ -128,6 +145,12 @@ def main() -> None:
         path = fit_reward_model(main_model, rows, OUT / kind, replace(prm_settings, kind=kind))
         models[kind] = str(path)
         LOADED[str(path)] = RewardModel.load(path, device=generator.device)
+    measure(args, generator, caches, base, fmt, confirm, dev, models, other_model)
+
+
+def measure(args, generator, caches, base, fmt, confirm, dev, models, other_model) -> None:
+    from reasonloop.models import load_generator
+    from reasonloop.search.reward import LOADED
 
     items, dropped = build_benchmark(confirm, fmt, seed=0)
     labels_ = [i.label for i in items]
