@@ -193,7 +193,7 @@ def test_missing_verdicts_and_unknown_strategy_are_clear_errors():
     problems, attempts, verdicts = make_run([[("correct", "5")], [("correct", "5")]])
     with pytest.raises(ReasonloopError, match="1 of 2 problems have no verdict"):
         compute_metrics(problems, attempts, verdicts[:1], suite="s")
-    with pytest.raises(ReasonloopError, match="unknown strategy .*registered: beam, best_of_n, greedy, majority, mcts, mma, refine, sample, weighted_vote"):
+    with pytest.raises(ReasonloopError, match="unknown strategy .*registered: .*greedy, majority, .*sample"):
         compute_metrics(problems, attempts, verdicts, suite="s", strategy="best")
     stray = verdict("correct", "5", 0, "nope")
     with pytest.raises(ReasonloopError, match="unknown problem 'nope'"):
