@@ -52,7 +52,9 @@ def test_eval_with_the_tiny_model_writes_a_complete_run(tiny_model, tmp_path, sh
     run = read_run(tmp_path / "run", strict=True)
     assert metrics["n_problems"] == 12 and metrics["n_samples"] == 3 and len(run.verdicts) == 36
     assert run.attempts[0].prompt.startswith("Question: ") and run.attempts[0].prompt.endswith("\nAnswer:")
-    assert all(0 < a.tokens <= 16 for a in run.attempts)
+    assert all(0 <= a.tokens <= 16 for a in run.attempts)  # an untrained model may end at once (EOS: 0 tokens)
+    assert all(a.tokens > 0 or (a.completion == "" and a.finish_reason == "stop") for a in run.attempts)
+    assert sum(a.tokens > 0 for a in run.attempts) > 30
     assert run.manifest["model_fingerprint"].startswith("sha256:")
     assert run.manifest["config"]["prompt_format"]["name"] == "plain"
     texts = {a.completion for a in run.attempts}

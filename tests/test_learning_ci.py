@@ -92,7 +92,7 @@ def self_training_passes(gain: float) -> bool:
 
 
 def grpo_passes(rise: float, heldout_change: float) -> bool:
-    return rise >= GRPO_RISE_FLOOR and heldout_change >= -GRPO_MAX_DROP
+    return rise >= GRPO_RISE_FLOOR and round(heldout_change, 9) >= -GRPO_MAX_DROP  # exactly -2 points passes
 
 
 def dpo_passes(margin: float) -> bool:

@@ -23,10 +23,11 @@ def test_sampling_params_map_to_vllm_kwargs():
 def test_outputs_map_to_completions():
     params = SamplingParams(stop=("####",), logprobs=True)
     out = SimpleNamespace(text="2 + 3 = 5", token_ids=[5, 6, 7, 8], finish_reason="stop", cumulative_logprob=-1.5)
-    assert to_completion(out, params).__dict__ == {"text": "2 + 3 = 5", "tokens": 4, "finish_reason": "stop", "logprob": -1.5, "error": None}
+    assert to_completion(out, params).__dict__ == {"text": "2 + 3 = 5", "tokens": 4, "finish_reason": "stop", "logprob": -1.5, "error": None,
+                                                 "stop_reason": None}
     long = SimpleNamespace(text="abc #### 5", token_ids=[1] * 9, finish_reason="length", cumulative_logprob=None)
     cut = to_completion(long, params)
-    assert cut.text == "abc " and cut.finish_reason == "stop"
+    assert cut.text == "abc " and cut.finish_reason == "stop" and cut.stop_reason == "####"
     assert to_completion(long, SamplingParams()).finish_reason == "length"
 
 

@@ -39,7 +39,7 @@ def to_completion(output: Any, params: SamplingParams) -> Completion:
     text, hit = apply_stop(output.text, params.stop)
     finish = "length" if output.finish_reason == "length" and not hit else "stop"
     logprob = output.cumulative_logprob if params.logprobs else None
-    return Completion(text, len(output.token_ids), finish, None if logprob is None else float(logprob))
+    return Completion(text, len(output.token_ids), finish, None if logprob is None else float(logprob), stop_reason=hit)
 
 
 @register_backend("vllm")
