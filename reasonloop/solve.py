@@ -172,7 +172,7 @@ class CachedSampler:
         rows = [(p.id, self.prompt_format.render_prompt(p.question) + prefix, salt) for p, prefix in items]
         keys = [item_key(SOLVE_VERSION, "continue", pid, text, row_salt, params, self.fingerprint, settings.batch_size)
                 for pid, text, row_salt in rows]
-        compute = partial(continue_chunk, source=self.source, params=params, fingerprint=self.fingerprint, kept=stop)
+        compute = partial(prompts_chunk, source=self.source, params=params, fingerprint=self.fingerprint, kept=stop)
         remote = isinstance(self.source, GeneratorSpec) and self.source.remote
         values = cached_values("solve", rows, keys, compute, self.caches, batch_size=settings.batch_size,
                                label=self.label, runner=self.caches.runner if remote else None)
@@ -206,22 +206,10 @@ class CachedSampler:
         return replace(self, source=source, fingerprint=fingerprint)
 
 
-def continue_chunk(rows: Sequence[tuple[str, str, str]], *, source: Generator | GeneratorSpec, params: SamplingParams,
-                   fingerprint: str, kept: tuple[str, ...]) -> list[list[dict]]:
-    """`params.n` continuations (as attempt dicts) of each (problem id, prompt text with prefix, salt)."""
-    generator = source.load() if isinstance(source, GeneratorSpec) else source
-    requests = [(text, replace(params, seed=problem_seed(params.seed or 0, f"{pid}\0{salt}"))) for pid, text, salt in rows]
-    outputs = generate_each(generator, requests)
-    refuse_if_all_failed(outputs)
-    record = SamplingRecord.of(params)
-    return [[to_attempt(pid, text, replace(c, text=c.text + (c.stop_reason if c.stop_reason in kept else "")), j, record,
-                        fingerprint).model_dump() for j, c in enumerate(samples)]
-            for (pid, text, _), samples in zip(rows, outputs)]
-
-
 def prompts_chunk(rows: Sequence[tuple[str, Prompt, str]], *, source: Generator | GeneratorSpec, params: SamplingParams,
                   fingerprint: str, kept: tuple[str, ...]) -> list[list[dict]]:
-    """`params.n` completions (as attempt dicts) of each (problem id, prompt, salt)."""
+    """`params.n` completions (as attempt dicts) of each (problem id, prompt, salt): a prompt text (a
+    continuation of a prefix, for search) or chat messages; `kept` stop strings stay in the text."""
     generator = source.load() if isinstance(source, GeneratorSpec) else source
     requests = [(prompt, replace(params, seed=problem_seed(params.seed or 0, f"{pid}\0{salt}"))) for pid, prompt, salt in rows]
     outputs = generate_each(generator, requests)
