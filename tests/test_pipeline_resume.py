@@ -117,4 +117,6 @@ def test_kill_9_at_random_moments_then_resume_gives_identical_output(recipe_file
     print(f"killed after (generated + verified items): {killed_at}")
     killed = [done for done in killed_at if done is not None]  # None: it finished before the kill
     generating = [done for done in killed if done < N_PROBLEMS]  # the others: verifying or writing the outputs
-    assert len(killed) >= TRIALS - 2 and len(generating) >= 5 and len(killed) - len(generating) >= 5
+    # a target near the end can fall after the outputs are written (the run then finishes first): the kills
+    # that land must still cover both phases
+    assert len(killed) >= TRIALS // 2 and len(generating) >= 5 and len(killed) - len(generating) >= 5
