@@ -4,7 +4,7 @@ A stage kind is a pydantic `StageConfig` subclass (its fields are the recipe key
 registered with `@register_stage("kind")`. Its `run(ctx, inputs, out_dir, seed)` gets a
 `RunContext`, the `StageOutput`s of the stages it names, a directory and a seed, and
 returns a `StageOutput`. The recipe loader, the runner and the stage modules all import
-this module, and it imports none of them (the recipe type only for type checking).
+this module, and it imports none of them.
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from reasonloop.cache import ItemCache
 from reasonloop.errors import ReasonloopError
-
-if TYPE_CHECKING:
-    from reasonloop.pipeline.recipe import Recipe
 
 BASE_MODEL = "base"  # the reference that means "the recipe's `model`"
 RUN_PREFIX = "run:"  # a path inside the run directory, as stored in stage.json
@@ -155,7 +152,7 @@ def fingerprint_path(path: str | Path) -> str:
 class RunContext:
     """What stages share during a run."""
 
-    recipe: Recipe
+    recipe: BaseModel  # a `pipeline.recipe.Recipe` (not imported: recipe.py imports this module)
     run_dir: Path
     cache_dir: Path
     executor: Any  # reasonloop.pipeline.executors.Executor
