@@ -101,6 +101,32 @@ def test_forms_end_to_end_through_grade():
     assert grade("\\boxed{\\mathbb{R}}", "(-\\infty,\\infty)").status == "correct"
 
 
+@pytest.mark.parametrize("prediction, reference, expected", [
+    ("27 \\text{ inches}^3", "27 \\text{ inches}^2", False),   # both state a power: the powers must agree
+    ("27 \\text{ inches}^2", "27 \\text{ inches}^3", False),
+    ("27 cm^2", "27 cm^3", False),
+    ("27 cm^{3}", "27\\mbox{ cm}^2", False),
+    ("27 square inches", "27 cubic inches", False),
+    ("27 cubic inches", "27 \\text{ inches}^2", False),
+    ("27", "27 \\text{ cm}^2", True),                         # one side has no unit: units do not count
+    ("27 \\text{ cm}^2", "27", True),
+    ("27 \\text{ cm}", "27 \\text{ cm}^2", True),              # one side states no power
+    ("27 \\text{cm}^2", "27 \\text{ cm}^2", True),
+    ("27 \\text{ cm}^{2}", "27 cm^2", True),
+    ("27 square inches", "27 \\text{ inches}^2", True),
+    ("28 \\text{ cm}^2", "27 \\text{ cm}^2", False),           # same power, other value
+])
+def test_units_with_different_powers_differ(prediction, reference, expected):
+    assert decide(prediction, reference) is expected
+
+
+def test_unit_powers_decide_in_the_fast_path_and_say_so():
+    verdict = grade("so $\\boxed{27 \\text{ inches}^3}$", "27 \\text{ inches}^2")
+    assert verdict.status == "incorrect"
+    assert verdict.reason == "27 \\text{ inches}^3 differs from 27 \\text{ inches}^2 (the units' powers differ)"
+    assert compare_answers("27 cm^2", "27 cm^3") == (False, "unit powers")
+
+
 PATHOLOGICAL = {  # the answer a model might write -> the status it must get against "12", by the fast path
     "\\boxed{10^{10^{10^{10}}}}": "incorrect",              # a power tower past any double: not 12
     "\\boxed{" + "7" * 1_000_000 + "}": "error",            # a million digits: over the answer-length limit

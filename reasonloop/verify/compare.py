@@ -7,6 +7,9 @@ set/list of solutions, equation, or a scalar expression. Rules a reader may disp
 (documented in docs/verify.md):
 
 - percent: `X%` matches both X (the number the question asked for) and X/100 (its value);
+- units are not part of the value, except that two answers whose trailing units both state a
+  power (`\\text{ cm}^2`, `in^{3}`, `square feet`, `cubic inches`) differ when the powers do
+  (`27 \\text{ in}^3` != `27 \\text{ in}^2`; `27` = `27 \\text{ cm}^2`);
 - decimals: a decimal with at least `decimal_digits` (default 6, allowed 3..15) significant
   digits matches a value it is the rounding or the truncation of (0.333333 = 1/3,
   0.666666 = 0.666667 = 2/3, 3.141592 = pi); with fewer it must be exact (0.333 != 1/3,
@@ -33,7 +36,7 @@ from typing import Optional
 from reasonloop.verify.latex import (
     LatexError, Node, NotExact, decimal_literal, exact, free_symbols, numeric, parse_expression,
 )
-from reasonloop.verify.normalize import closing_index, normalize, split_top_level
+from reasonloop.verify.normalize import closing_index, normalize, normalize_with_unit, split_top_level, unit_power
 
 Decision = Optional[bool]  # True equal, False not equal, None undecided (ask math-verify)
 Form = tuple
@@ -43,6 +46,7 @@ ROUNDED_DECIMAL_DIGITS = 6  # the default precision policy (docs/verify.md)
 DECIMAL_DIGITS_RANGE = (3, 15)  # fewer digits would equate 0.33 with 1/3; more than a double holds is noise
 _decimal_digits: ContextVar[int] = ContextVar("decimal_digits", default=ROUNDED_DECIMAL_DIGITS)
 CLOSE, APART = 1e-9, 1e-6
+UNIT_POWERS_DIFFER = "unit powers"  # the "form" compare_answers names when the units' powers decided
 
 MATRIX = re.compile(r"^\\begin\{([pbBvV]?matrix|array)\}(?:\{[lcr|]*\})?(.*)\\end\{\1\}$", re.S)
 BASE_N = re.compile(r"^(\d+)_\{?(\d+)\}?$")
@@ -135,17 +139,28 @@ def answers_equal(prediction: str, reference: str) -> Decision:
 
 def compare_answers(prediction: str, reference: str, *, decimal_digits: int = ROUNDED_DECIMAL_DIGITS
                     ) -> tuple[Decision, str]:
-    """The decision and the reference's form name (`scalar`, `set`, `matrix`...) for the reason line.
+    """The decision and the reference's form name (`scalar`, `set`, `matrix`...) for the reason line,
+    or UNIT_POWERS_DIFFER when both answers end in units of different powers (`cm^2`, `cm^3`).
 
     `decimal_digits`: significant digits from which a decimal stands for the values it rounds
     or truncates (see the module docstring); outside DECIMAL_DIGITS_RANGE it is refused."""
     check_decimal_digits(decimal_digits)
+    prediction_text, prediction_unit = normalize_with_unit(prediction)
+    reference_text, reference_unit = normalize_with_unit(reference)
+    if unit_powers_differ(prediction_unit, reference_unit):
+        return False, UNIT_POWERS_DIFFER
     token = _decimal_digits.set(decimal_digits)
     try:
-        reference_form = classify(reference)
-        return forms_equal(classify(prediction), reference_form), reference_form[0]
+        reference_form = classify_normalized(reference_text, raw=reference)
+        return forms_equal(classify_normalized(prediction_text, raw=prediction), reference_form), reference_form[0]
     finally:
         _decimal_digits.reset(token)
+
+
+def unit_powers_differ(unit_a: str, unit_b: str) -> bool:
+    """Both units state a power (`cm^2`, `cubic feet`) and the powers differ; otherwise units do not count."""
+    power_a, power_b = unit_power(unit_a), unit_power(unit_b)
+    return power_a is not None and power_b is not None and power_a != power_b
 
 
 def check_decimal_digits(decimal_digits: object) -> None:

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from reasonloop.records import Verdict
 from reasonloop.text import gsm8k_final_answer, last_boxed
-from reasonloop.verify.compare import compare_answers
+from reasonloop.verify.compare import UNIT_POWERS_DIFFER, compare_answers
 from reasonloop.verify.extract import Found, find_answer
 from reasonloop.verify.pool import shared_pool, warm_up
 from reasonloop.verify.worker import shorten
@@ -103,7 +103,8 @@ def grade_fast(completion: str, reference: str, kind: str, last_number_fallback:
         return (found, ref)
     if decision:
         return make_verdict("correct", answer, ref, f"{shorten(answer)} equals {shorten(ref)} (as {form})", found)
-    return make_verdict("incorrect", answer, ref, f"{shorten(answer)} differs from {shorten(ref)} (as {form})", found)
+    basis = "the units' powers differ" if form == UNIT_POWERS_DIFFER else f"as {form}"
+    return make_verdict("incorrect", answer, ref, f"{shorten(answer)} differs from {shorten(ref)} ({basis})", found)
 
 
 def reference_answer(reference: str) -> str | None:

@@ -4,6 +4,8 @@ The rules a reader may dispute are documented here and in docs/verify.md:
 - digits grouped in threes by `,` `{,}` `,\\!` or `\\,` are one number (`10,\\!080` = 10080);
   otherwise a comma separates answers (`12,34` is the list 12, 34);
 - units are not part of the value: `\\text{ cm}^2`, `\\$`, `^\\circ`, trailing unit words;
+  the unit stripped from the end is returned beside the value (`normalize_with_unit`) so that
+  `compare.py` can tell `cm^2` from `cm^3`;
 - `or` / `and` between answers separate them like a comma;
 - a trailing `%` (or `\\%`, `percent`) is kept as a flag; see `compare.py` for the percent rule.
 """
@@ -50,19 +52,24 @@ THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 def normalize(answer: str) -> str:
     """Presentation stripped: delimiters, `\\left`, spacing, `\\dfrac`, units, degree signs;
     `0.\\overline{3}`, `2 1/2` and the set of all reals rewritten into one spelling each."""
+    return normalize_with_unit(answer)[0]
+
+
+def normalize_with_unit(answer: str) -> tuple[str, str]:
+    """`normalize(answer)` and the unit stripped from its end (`\\text{ cm}^2`; '' when none)."""
     text = answer.strip()
     for pattern, replacement in PRESENTATION:
         text = pattern.sub(replacement, text)
     text = PERCENT_WORD.sub("%", text)
-    text = strip_units(text)
+    text, unit = split_unit(text)
     text = number_in_words(text)
     text = TEXT_WRAPPER.sub(lambda match: match.group(1), text)
-    text = strip_units(" ".join(text.split()))
+    text, inner_unit = split_unit(" ".join(text.split()))
     text = ALL_REALS.sub(r"(-\\infty,\\infty)", text)
     text = OVERLINE.sub(repeating_decimal, text)
     text = MIXED_NUMBER.sub(mixed_number, text)
     text = " ".join(text.split()).strip(" ,;:").rstrip(".")
-    return without_thousands(text)
+    return without_thousands(text), (inner_unit + unit).strip()
 
 
 WHOLE_TEXT = re.compile(r"^\\text\{([^{}]*)\}$")
@@ -102,14 +109,29 @@ def mixed_number(match: re.Match) -> str:
     return f"{sign}({whole * bottom + top}/{bottom})"
 
 
-def strip_units(text: str) -> str:
+def split_unit(text: str) -> tuple[str, str]:
+    """(`text` without its trailing units, the units): `27 \\text{ cm}^2` -> (`27`, ` \\text{ cm}^2`)."""
+    value = text
     for pattern in (UNIT_TEXT, UNIT_WORDS):
         while True:
-            stripped = pattern.sub("", text)
-            if stripped == text or not stripped.strip():
+            stripped = pattern.sub("", value)
+            if stripped == value or not stripped.strip():
                 break
-            text = stripped
-    return text
+            value = stripped
+    return value, text[len(value):]  # the patterns only cut from the end, so `value` is a prefix
+
+
+UNIT_EXPONENT = re.compile(r"\^\s*\{?\s*(\d+)")
+POWER_WORDS = re.compile(r"\b(square|sq|cubic)\b", re.I)
+
+
+def unit_power(unit: str) -> int | None:
+    """The power a unit states: `\\text{ cm}^2`, `square inches` -> 2; `cubic feet` -> 3; `cm` -> None."""
+    if match := UNIT_EXPONENT.search(unit):
+        return int(match.group(1))
+    if match := POWER_WORDS.search(unit):
+        return 3 if match.group(1).lower() == "cubic" else 2
+    return None
 
 
 def without_thousands(text: str) -> str:
