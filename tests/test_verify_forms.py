@@ -4,11 +4,15 @@ Each pair is decided by the fast path (no math-verify), so `compare_answers` is 
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
-from reasonloop.verify import grade, grade_batch
+from reasonloop.verify import VERIFIER_VERSION, grade, grade_batch
 from reasonloop.verify.compare import DECIMAL_DIGITS_RANGE, compare_answers
 from reasonloop.verify.pool import GraderPool
+
+grade_module = importlib.import_module("reasonloop.verify.grade")  # the package's `grade` is the function
 
 
 def decide(prediction: str, reference: str, **settings) -> bool | None:
@@ -93,6 +97,29 @@ def test_decimal_precision_setting_both_ways(prediction, reference, digits, expe
 def test_precision_outside_its_documented_range_is_refused(digits):
     with pytest.raises(ValueError, match="decimal_digits must be an integer from"):
         compare_answers("0.5", "1/2", decimal_digits=digits)
+
+
+def test_grade_batch_takes_the_decimal_precision_and_its_verifier_id_says_so():
+    pairs = [("so \\boxed{0.6666}", "\\frac{2}{3}"), ("so \\boxed{0.666666}", "\\frac{2}{3}")]
+    default, loose, strict = (grade_batch(pairs, **settings) for settings in ({}, {"decimal_digits": 4},
+                                                                              {"decimal_digits": 8}))
+    assert [verdict.status for verdict in default] == ["incorrect", "correct"]
+    assert [verdict.status for verdict in loose] == ["correct", "correct"]
+    assert [verdict.status for verdict in strict] == ["incorrect", "incorrect"]
+    assert {verdict.verifier for verdict in default} == {f"reasonloop-verify {VERIFIER_VERSION}"}
+    assert {verdict.verifier for verdict in loose} == {f"reasonloop-verify {VERIFIER_VERSION}+decimal-digits=4"}
+    assert grade(*pairs[0], decimal_digits=4, last_number_fallback=True).verifier == (
+        f"reasonloop-verify {VERIFIER_VERSION}+last-number+decimal-digits=4")
+    assert grade(*pairs[0], decimal_digits=6).verifier == f"reasonloop-verify {VERIFIER_VERSION}"
+
+
+@pytest.mark.parametrize("digits", [2, 16, 6.0, None])
+def test_grade_batch_refuses_a_bad_precision_before_grading_anything(digits, monkeypatch):
+    graded = []
+    monkeypatch.setattr(grade_module, "grade_fast", lambda *args: graded.append(args))
+    with pytest.raises(ValueError, match="decimal_digits must be an integer from 3 to 15"):
+        grade_batch([("\\boxed{1}", "1")] * 3, decimal_digits=digits)
+    assert graded == []
 
 
 def test_forms_end_to_end_through_grade():

@@ -291,3 +291,16 @@ def test_cli_refuses_kind_numeric_without_the_fallback(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: --kind numeric only widens --last-number-fallback to every reference; add --last-number-fallback "
         "or leave --kind out (answers count only in final form)"]
+
+
+def test_cli_takes_the_decimal_precision_and_refuses_a_bad_one(tmp_path):
+    write_records(tmp_path / "problems.jsonl", [Problem(id="p1", question="q", answer="\\frac{2}{3}")])
+    write_records(tmp_path / "attempts.jsonl", [Attempt(problem_id="p1", prompt="q", completion="\\boxed{0.6666}")])
+    loose = run_cli("verify", "attempts.jsonl", "-o", "loose.jsonl", "--json", "--decimal-digits", "4", cwd=tmp_path)
+    assert loose.returncode == 0, loose.stderr
+    assert json.loads(loose.stdout)["counts"]["correct"] == 1
+    assert read_records(tmp_path / "loose.jsonl", Verdict).records[0].verifier == (
+        f"reasonloop-verify {VERIFIER_VERSION}+decimal-digits=4")
+    bad = run_cli("verify", "attempts.jsonl", "-o", "bad.jsonl", "--decimal-digits", "2", cwd=tmp_path)
+    assert bad.returncode == 1 and not (tmp_path / "bad.jsonl").exists()
+    assert bad.stderr.strip().splitlines() == ["error: decimal_digits must be an integer from 3 to 15, got 2"]

@@ -23,6 +23,9 @@ def verify_command(
     last_number_fallback: bool = typer.Option(
         False, "--last-number-fallback", help="Also take the last number of a completion with no final answer "
                                               "(for models that do not follow the format; off: final form only)."),
+    decimal_digits: int = typer.Option(
+        6, help="Significant digits from which a decimal stands for the values it rounds or truncates (3-15; "
+                "the verifier id records any other value than 6)."),
     timeout: float = typer.Option(5.0, help="Seconds math-verify may spend on one answer."),
     workers: Optional[int] = typer.Option(None, help="Grader processes (default: the CPU count)."),
     limit: Optional[int] = typer.Option(None, help="Grade only the first N attempts."),
@@ -30,9 +33,11 @@ def verify_command(
 ) -> None:
     """Grade attempts against their problems' reference answers and write verdicts."""
     from reasonloop.records import Attempt, Problem, load, write_records
+    from reasonloop.verify.compare import check_decimal_digits
     from reasonloop.verify.grade import grade_batch, verifier_id
 
     refuse_unused_kind(kind, last_number_fallback)
+    check_decimal_digits(decimal_digits)
     problems = problems or attempts.parent / "problems.jsonl"
     if not problems.exists():
         raise ReasonloopError(f"{problems}: no such file (pass --problems with the reference answers)")
@@ -40,11 +45,13 @@ def verify_command(
     records = load(attempts, Attempt)[:limit]
     references = [reference_for(attempts, line, attempt, answers, problems) for line, attempt in enumerate(records, 1)]
     verdicts = grade_batch([(a.completion, ref) for a, ref in zip(records, references)],
-                           kind=kind, timeout=timeout, workers=workers, last_number_fallback=last_number_fallback)
+                           kind=kind, timeout=timeout, workers=workers, last_number_fallback=last_number_fallback,
+                           decimal_digits=decimal_digits)
     for attempt, verdict in zip(records, verdicts):
         verdict.problem_id, verdict.sample_index = attempt.problem_id, attempt.sample_index
     write_records(output, verdicts)
-    summary = summarize([verdict.status for verdict in verdicts], verifier_id(last_number_fallback), output)
+    stamp = verifier_id(last_number_fallback, decimal_digits)
+    summary = summarize([verdict.status for verdict in verdicts], stamp, output)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:

@@ -3,8 +3,9 @@
 A completion's final answer is extracted (`extract.py`) and compared with the reference by
 the fast path (`compare.py`) in this process; the pairs it cannot decide go to math-verify
 in worker processes with a hard per-item timeout (`pool.py`). Every verdict carries
-`VERIFIER_NAME VERIFIER_VERSION` (plus `+last-number` when the fallback was allowed), so
-results graded under other rules can be told apart.
+`VERIFIER_NAME VERIFIER_VERSION` (plus `+last-number` when the fallback was allowed and
+`+decimal-digits=N` under a decimal precision other than the default), so results graded
+under other rules can be told apart.
 
 One grading rule by default: an answer counts only in final form (`\\boxed{}`, `#### N`,
 `the answer is N` / `Answer: N`, a line starting `A: N`). `last_number_fallback=True` also
@@ -20,7 +21,7 @@ from typing import Sequence
 
 from reasonloop.records import Verdict
 from reasonloop.text import gsm8k_final_answer, last_boxed
-from reasonloop.verify.compare import UNIT_POWERS_DIFFER, compare_answers
+from reasonloop.verify.compare import ROUNDED_DECIMAL_DIGITS, UNIT_POWERS_DIFFER, check_decimal_digits, compare_answers
 from reasonloop.verify.extract import Found, find_answer
 from reasonloop.verify.pool import shared_pool, warm_up
 from reasonloop.verify.worker import shorten
@@ -28,36 +29,46 @@ from reasonloop.verify.worker import shorten
 VERIFIER_NAME = "reasonloop-verify"
 VERIFIER_VERSION = "2.0"  # 2.0: final form only by default; the last-number fallback is opt-in
 LAST_NUMBER_TAG = "+last-number"
+DECIMAL_DIGITS_TAG = "+decimal-digits="
 KINDS = ("auto", "math", "numeric")
 MAX_ANSWER_CHARS = 1000
 PLAIN_NUMBER = re.compile(r"^\s*\$?\s*-?(?:\d[\d,]*)?\.?\d+\s*$")
 
 
-def verifier_id(last_number_fallback: bool = False) -> str:
-    """The verifier's name and version, tagged when the last-number fallback was allowed."""
-    return f"{VERIFIER_NAME} {VERIFIER_VERSION}" + (LAST_NUMBER_TAG if last_number_fallback else "")
+def verifier_id(last_number_fallback: bool = False, decimal_digits: int = ROUNDED_DECIMAL_DIGITS) -> str:
+    """The verifier's name and version, tagged when the last-number fallback was allowed and when
+    decimals were graded under another precision than the default (`+decimal-digits=8`)."""
+    tags = LAST_NUMBER_TAG if last_number_fallback else ""
+    if decimal_digits != ROUNDED_DECIMAL_DIGITS:
+        tags += f"{DECIMAL_DIGITS_TAG}{decimal_digits}"
+    return f"{VERIFIER_NAME} {VERIFIER_VERSION}{tags}"
 
 
 def grade(completion: str, reference: str, *, kind: str = "auto", timeout: float = 5.0,
-          last_number_fallback: bool = False) -> Verdict:
+          last_number_fallback: bool = False, decimal_digits: int = ROUNDED_DECIMAL_DIGITS) -> Verdict:
     """Grade one completion against a reference answer. Never raises on bad model output."""
     return grade_batch([(completion, reference)], kind=kind, timeout=timeout,
-                       last_number_fallback=last_number_fallback)[0]
+                       last_number_fallback=last_number_fallback, decimal_digits=decimal_digits)[0]
 
 
 def grade_batch(
     items: Sequence[tuple[str, str]], *, kind: str = "auto", timeout: float = 5.0, workers: int | None = None,
-    last_number_fallback: bool = False,
+    last_number_fallback: bool = False, decimal_digits: int = ROUNDED_DECIMAL_DIGITS,
 ) -> list[Verdict]:
-    """Grade (completion, reference) pairs, in order; hard pairs run in parallel in the grader pool."""
-    check_arguments(kind, timeout)
+    """Grade (completion, reference) pairs, in order; hard pairs run in parallel in the grader pool.
+
+    `decimal_digits` (3..15, refused otherwise before anything is graded): significant digits from
+    which a decimal stands for the values it rounds or truncates (`compare.py`). Only the fast path
+    honours it: the pairs it leaves to math-verify are graded under math-verify's own rule
+    (`verify()`'s default `float_rounding=6`, decimal places), whatever `decimal_digits` says."""
+    check_arguments(kind, timeout, decimal_digits)
     if items:
         warm_up(workers)  # the workers import math-verify while the fast path runs (once per process)
-    stamp = verifier_id(last_number_fallback)
+    stamp = verifier_id(last_number_fallback, decimal_digits)
     verdicts: list[Verdict | None] = []
     hard: list[tuple[int, Found, str]] = []
     for index, (completion, reference) in enumerate(items):
-        verdict = grade_fast(completion, reference, kind, last_number_fallback)
+        verdict = grade_fast(completion, reference, kind, last_number_fallback, decimal_digits)
         if isinstance(verdict, tuple):
             hard.append((index, *verdict))
             verdict = None
@@ -71,15 +82,16 @@ def grade_batch(
     return verdicts  # type: ignore[return-value]
 
 
-def check_arguments(kind: str, timeout: float) -> None:
+def check_arguments(kind: str, timeout: float, decimal_digits: int = ROUNDED_DECIMAL_DIGITS) -> None:
+    check_decimal_digits(decimal_digits)
     if kind not in KINDS:
         raise ValueError(f"unknown answer kind {kind!r}; choose one of {', '.join(KINDS)}")
     if not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
 
 
-def grade_fast(completion: str, reference: str, kind: str, last_number_fallback: bool = False
-               ) -> Verdict | tuple[Found, str]:
+def grade_fast(completion: str, reference: str, kind: str, last_number_fallback: bool = False,
+               decimal_digits: int = ROUNDED_DECIMAL_DIGITS) -> Verdict | tuple[Found, str]:
     """A verdict, or the (found answer, reference) pair the fast path leaves to math-verify."""
     ref = reference_answer(reference)
     if ref is None:
@@ -96,7 +108,7 @@ def grade_fast(completion: str, reference: str, kind: str, last_number_fallback:
         return make_verdict("error", answer[:MAX_ANSWER_CHARS], ref,
                             f"the answer is {len(answer)} characters (limit {MAX_ANSWER_CHARS})", found)
     try:
-        decision, form = compare_answers(answer, ref)
+        decision, form = compare_answers(answer, ref, decimal_digits=decimal_digits)
     except Exception:  # noqa: BLE001  (a fast-path failure must not stop a run: math-verify decides instead)
         decision, form = None, ""
     if decision is None:
