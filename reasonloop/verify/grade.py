@@ -27,7 +27,7 @@ from reasonloop.verify.pool import shared_pool, warm_up
 from reasonloop.verify.worker import shorten
 
 VERIFIER_NAME = "reasonloop-verify"
-VERIFIER_VERSION = "2.0"  # 2.0: final form only by default; the last-number fallback is opt-in
+VERIFIER_VERSION = "2.1"  # 2.0: final form only by default, last-number fallback opt-in; 2.1: issue #20 forms (\\overline, mixed numbers, reals, unit powers)
 LAST_NUMBER_TAG = "+last-number"
 DECIMAL_DIGITS_TAG = "+decimal-digits="
 KINDS = ("auto", "math", "numeric")
