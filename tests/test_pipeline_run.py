@@ -366,3 +366,26 @@ def test_every_registered_trainer_is_a_training_stage_kind():
 
     trainers = {kind for kind, cls in STAGE_KINDS.items() if issubclass(cls, TrainStage)}
     assert trainers == set(trainer_names()) and trainers >= {"sft", "rft", "dpo", "grpo"}
+
+
+def test_evaluate_key_follows_the_content_of_a_reward_model_its_strategy_names(tmp_path):
+    """A PRM retrained at the same path changes the evaluate stage's cache settings; the strategy
+    text alone would not. Shipped recipes name no models, so their keys keep no such entry."""
+    from reasonloop.pipeline.stages.solving import EvaluateStage
+
+    prm = tmp_path / "prm"
+    prm.mkdir()
+    (prm / "model.safetensors").write_bytes(b"first weights")
+
+    def settings(strategy: str) -> dict:
+        return EvaluateStage(name="eval", kind="evaluate", model="m", problems=["p"], strategy=strategy,
+                             samples=4, temperature=0.8).cache_settings()
+
+    spec = f"best_of_n:reward_model={prm},aggregate=min"
+    first = settings(spec)
+    (prm / "model.safetensors").write_bytes(b"retrained weights")
+    second = settings(spec)
+    assert first["strategy"] == second["strategy"] and first["strategy_models"] != second["strategy_models"]
+    assert set(second["strategy_models"]) == {str(prm)}
+    assert "strategy_models" not in settings("majority")
+    assert settings(f"mma:models={prm}+http://host:8000/v1")["strategy_models"]["http://host:8000/v1"] == "http://host:8000/v1"

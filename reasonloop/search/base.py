@@ -170,6 +170,16 @@ def parse_strategy(spec: str) -> tuple[str, dict[str, str]]:
     return name.strip(), options
 
 
+MODEL_OPTIONS = ("reward_model", "models")  # strategy options whose values name models ('+'-joined)
+
+
+def strategy_model_paths(spec: str) -> list[str]:
+    """The models a strategy's options name (`reward_model=runs/prm`, `models=a+b`), in order: what
+    a cache key must fingerprint besides the strategy text, since a path can be retrained in place."""
+    _, options = parse_strategy(spec)
+    return [path for key in MODEL_OPTIONS for path in options.get(key, "").split("+") if path]
+
+
 def make_options(name: str, options_type: type, raw: dict[str, str]) -> Any:
     """The strategy's `Options` dataclass from text values, converted to each field's default's type."""
     known = {f.name: f for f in fields(options_type)}

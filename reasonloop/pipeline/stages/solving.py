@@ -16,7 +16,7 @@ from reasonloop.pipeline.contract import RunContext, StageConfig, StageOutput, f
 from reasonloop.prompts import PromptFormat, load_prompt_format
 from reasonloop.records import Attempt, Problem, load, write_records
 from reasonloop.search import SolveSettings
-from reasonloop.search.base import StrategyName
+from reasonloop.search.base import StrategyName, strategy_model_paths
 from reasonloop.solve import (CachedSampler, GeneratorSpec, SolveCaches, Solved, grade_attempts, prepare,
                               sampling_params, solve)
 
@@ -133,6 +133,14 @@ class EvaluateStage(SamplingFields):
 
     def preflight(self) -> None:
         prepare(self.solve_settings(0, self.strategy))
+
+    def cache_settings(self) -> dict[str, Any]:
+        """The settings plus the content fingerprint of each model the strategy names (a reward model
+        retrained at the same path must not reuse the old results); a name that is no local path
+        (a URL, a hub id) is keyed by its text."""
+        models = strategy_model_paths(self.strategy)
+        fingerprints = {path: fingerprint_path(path) if Path(path).exists() else path for path in models}
+        return {**super().cache_settings(), **({"strategy_models": fingerprints} if models else {})}
 
     def solve_settings(self, seed: int, strategy: str) -> SolveSettings:
         return replace(super().solve_settings(seed, strategy), budget=self.budget)
