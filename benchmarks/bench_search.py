@@ -16,18 +16,24 @@ Every number is printed and written to OUT/results.json as it is measured.
 
     python benchmarks/bench_search.py --out /tmp/search            # defaults: the sizes in docs/results.md
     python benchmarks/bench_search.py --out /tmp/s --tiny          # a one-minute smoke run (numbers meaningless)
+    python benchmarks/bench_search.py --out /tmp/search-qs --model runs/quickstart/self_train/model/round-2 \
+        --second-model runs/quickstart/sft/model                   # the quickstart's checkpoints (issue #22's scale)
+
+With --model the problem sets leave out the quickstart's training and practice questions, the
+confirmation set is drawn with quickstart-full's confirmation seed (5) and the labels with seed 6.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from reasonloop.evaluate.metrics import pass_at_k
+from reasonloop.evaluate.metrics import coverage_fit, pass_at_k
 from reasonloop.evaluate.processbench import build_benchmark, processbench_f1, reward_predictions, rule_predictions
 from reasonloop.prompts import PLAIN_FORMAT
 from reasonloop.search import SolveSettings
@@ -53,12 +59,14 @@ def problem_sets(args):
     templates = builtin_templates(max_steps=3)
     train = generate_problems(templates, per_template=args.train_per_template, seed=0)
     seen = {p.question for p in train}
+    if args.model:  # the quickstart's checkpoints also trained on its practice set (seed 2, 30 per template)
+        seen |= {p.question for p in generate_problems(templates, per_template=30, seed=2)}
     fresh = lambda seed, k: [p for p in generate_problems(templates, per_template=k, seed=seed) if p.question not in seen]  # noqa: E731
-    label = fresh(2, args.label_per_template)
+    label = fresh(6 if args.model else 2, args.label_per_template)
     # a seeded sample, not the first N: instances come in template order, so the first N would
     # cover only the first few templates
     dev = sample(fresh(3, args.eval_per_template), args.dev_problems)
-    confirm = sample(fresh(1, args.eval_per_template), args.eval_problems)
+    confirm = sample(fresh(5 if args.model else 1, args.eval_per_template), args.eval_problems)
     return train, label, dev, confirm
 
 
@@ -88,6 +96,17 @@ def solved_row(name, solved, greedy_marks=None) -> dict:
     return row
 
 
+def report_coverage(samples) -> None:
+    """pass@k for k = 1, 2, 4, ... up to the samples drawn, and the Large Language Monkeys fit."""
+    counts = [(len(vs), sum(v.correct for v in vs)) for vs in samples.verdicts]
+    ks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256) if k <= min(n for n, _ in counts)]
+    coverage = [sum(pass_at_k(n, c, k) for n, c in counts) / len(counts) for k in ks]
+    report("pass_at_k", {str(k): round(100 * c, 1) for k, c in zip(ks, coverage)})
+    a, b = coverage_fit(ks, coverage)
+    report("coverage_fit", {"a": round(a, 4), "b": round(b, 4), "formula": "exp(a * k**b)",
+                            "fitted": {str(k): round(100 * math.exp(a * k ** b), 1) for k in ks}})
+
+
 def main() -> None:
     global OUT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -100,6 +119,10 @@ def main() -> None:
     parser.add_argument("--eval-problems", type=int, default=200)
     parser.add_argument("--dev-problems", type=int, default=100)
     parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--pass-k-n", type=int, default=64, help="samples per problem for pass@k and the coverage fit")
+    parser.add_argument("--model", help="main generator: a trained checkpoint (e.g. the quickstart's self_train/model/round-2) "
+                                        "instead of training one")
+    parser.add_argument("--second-model", help="MMA's second generator with --model (e.g. the quickstart's sft/model)")
     parser.add_argument("--prm-steps", type=int, default=400)
     parser.add_argument("--temperatures", default="0.6,0.8,1.0")
     parser.add_argument("--reuse", action="store_true", help="reuse OUT's generators and reward models if present")
@@ -108,11 +131,18 @@ def main() -> None:
     if args.tiny:
         args.sft_steps, args.train_per_template, args.label_per_template = 40, 3, 1
         args.eval_per_template, args.eval_problems, args.dev_problems, args.n, args.prm_steps, args.temperatures = 1, 6, 6, 4, 10, "0.8"
+        args.pass_k_n = 4
     OUT = Path(args.out)
     OUT.mkdir(parents=True, exist_ok=True)
     train, label, dev, confirm = problem_sets(args)
     report("problems", {"sft": len(train), "label": len(label), "dev": len(dev), "confirm": len(confirm)})
-    if args.reuse and (OUT / "sft_half" / "config.json").is_file():
+    if args.model:
+        from reasonloop.prompts import load_prompt_format
+
+        if not args.second_model:
+            parser.error("--model needs --second-model (MMA's other generator)")
+        main_model, other_model, fmt = Path(args.model), Path(args.second_model), load_prompt_format(args.model)
+    elif args.reuse and (OUT / "sft_half" / "config.json").is_file():
         main_model, other_model = OUT / "sft", OUT / "sft_half"
         fmt = replace(PLAIN_FORMAT, calculator=True)
     else:
@@ -142,7 +172,9 @@ def main() -> None:
     models = {}
     for kind in ("prm", "orm"):
         rows = training_rows(labels, generator.tokenizer, kind, 512)
-        path = fit_reward_model(main_model, rows, OUT / kind, replace(prm_settings, kind=kind))
+        path = OUT / kind
+        if not (args.reuse and (path / "reasonloop_reward.json").is_file()):
+            path = fit_reward_model(main_model, rows, path, replace(prm_settings, kind=kind))
         models[kind] = str(path)
         LOADED[str(path)] = RewardModel.load(path, device=generator.device)
     measure(args, generator, caches, base, fmt, confirm, dev, models, other_model)
@@ -174,9 +206,8 @@ def measure(args, generator, caches, base, fmt, confirm, dev, models, other_mode
 
     sampled = replace(base, n=args.n, temperature=temperature)
     samples = solve(confirm, generator, replace(sampled, strategy="sample"), prompt_format=fmt, caches=caches)
-    counts = [(len(vs), sum(v.correct for v in vs)) for vs in samples.verdicts]
-    ks = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= args.n]
-    report("pass_at_k", {str(k): round(100 * sum(pass_at_k(n, c, k) for n, c in counts) / len(counts), 1) for k in ks})
+    report_coverage(solve(confirm, generator, replace(sampled, strategy="sample", n=max(args.n, args.pass_k_n)),
+                          prompt_format=fmt, caches=caches))
     budget = max(1, round(samples.tokens() / len(confirm)))
     report("matched_budget_tokens_per_problem", budget)
 

@@ -198,3 +198,13 @@ def test_missing_verdicts_and_unknown_strategy_are_clear_errors():
     stray = verdict("correct", "5", 0, "nope")
     with pytest.raises(ReasonloopError, match="unknown problem 'nope'"):
         compute_metrics(problems, attempts, verdicts + [stray], suite="s")
+
+
+def test_coverage_fit_recovers_an_exponentiated_power_law_and_refuses_too_few_points():
+    from reasonloop.evaluate.metrics import coverage_fit
+
+    ks = [1, 2, 4, 8, 16, 32, 64]
+    a, b = coverage_fit(ks, [math.exp(-0.9 * k ** -0.35) for k in ks])
+    assert a == pytest.approx(-0.9) and b == pytest.approx(-0.35)
+    with pytest.raises(ValueError, match="needs 2 points with 0 < coverage < 1, got 1"):
+        coverage_fit([1, 2, 4], [0.5, 1.0, 1.0])

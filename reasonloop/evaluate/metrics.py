@@ -31,6 +31,17 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
+def coverage_fit(ks: Sequence[int], coverage: Sequence[float]) -> tuple[float, float]:
+    """Large Language Monkeys' (Brown et al., 2024) exponentiated power law c(k) = exp(a * k**b),
+    fitted as the straight line log(-log c) = log(-a) + b log k (least squares over the points with
+    0 < c < 1). Returns (a, b); a < 0 and b < 0 when coverage rises towards 1 with k."""
+    points = [(math.log(k), math.log(-math.log(c))) for k, c in zip(ks, coverage) if 0 < c < 1]
+    if len(points) < 2:
+        raise ValueError(f"the coverage fit needs 2 points with 0 < coverage < 1, got {len(points)}")
+    slope, intercept = np.polyfit([x for x, _ in points], [y for _, y in points], 1)
+    return -math.exp(intercept), float(slope)
+
+
 def bootstrap_ci(
     scores: Sequence[float], *, level: float = 0.95, resamples: int = 2000, seed: int = 0
 ) -> list[float]:
