@@ -172,6 +172,15 @@ def sample_tokens(logits, temperature: float, top_p: float, uniforms):
     return (picks if order is None else order.gather(1, picks)).squeeze(1)
 
 
+def cache_argument(model) -> str:
+    """The name under which `model.forward` takes and returns its KV cache: `cache` from
+    transformers 5.25 on (`past_key_values` is deprecated there, removed in 5.40), before that
+    `past_key_values`."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 @register_backend("hf")
 class HFGenerator:
     """A transformers causal LM as a `Generator`. `model`: a directory, a `.gguf` file, or a Hub id."""
@@ -213,6 +222,7 @@ class HFGenerator:
         self.context_window = context_window(self.model, self.tokenizer)
         self.eos_ids = eos_token_ids(self.model, self.tokenizer)
         self.pad_id = next(i for i in (self.tokenizer.pad_token_id, *self.eos_ids, 0) if i is not None)
+        self.cache_argument = cache_argument(self.model)
         self._lock = threading.Lock()  # one generate at a time: the model and its cache are not shared safely
         self.reuse_prefix = True  # one prefill per distinct prompt in a batch (False: benchmarks' baseline)
 
@@ -322,8 +332,9 @@ class HFGenerator:
             return [Completion("", 0, "error", error=message) for _ in rows]
 
     def _forward(self, ids, mask, positions, cache):
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return out.logits[:, -1, :].float(), out.past_key_values
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
+                         **{self.cache_argument: cache})
+        return out.logits[:, -1, :].float(), out[self.cache_argument]
 
     def _run_batch(self, rows: list[_Row], params: SamplingParams) -> list[Completion]:
         """Decode `rows` together. `live` maps batch positions to rows; rows that finish are
