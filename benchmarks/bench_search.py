@@ -107,6 +107,54 @@ def report_coverage(samples) -> None:
                             "fitted": {str(k): round(100 * math.exp(a * k ** b), 1) for k in ks}})
 
 
+STRATEGY_ROWS = ("greedy", "majority", "best_of_n_prm_min", "best_of_n_prm_product", "best_of_n_orm", "weighted_vote_prm",
+                 "beam", "mcts", "mcts_second_model", "refine", "mma")
+
+
+def write_figures(out: Path) -> None:
+    """OUT/pass-at-k.svg (measured, with the coverage fit) and OUT/accuracy-vs-tokens.svg (one point
+    per strategy at its tokens per problem), drawn from OUT/results.json with the report's plotting."""
+    from reasonloop.report.plots import coverage_curve, draw
+
+    results = json.loads((out / "results.json").read_text())
+    if "pass_at_k" in results:
+        passes = {int(k): v / 100 for k, v in results["pass_at_k"].items()}
+
+        def paint_coverage(figure):
+            ax = figure.subplots()
+            ax.plot(list(passes), [100 * v for v in passes.values()], "o-", label="pass@k (measured)")
+            if fit := coverage_curve(passes):
+                ax.plot(*fit, ":", label="fit exp(a·k^b)")
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(list(passes), [str(k) for k in passes])
+            ax.set(xlabel="k (samples per problem)", ylabel="coverage (%)")
+            ax.legend(fontsize=8)
+
+        (out / "pass-at-k.svg").write_text(draw("pass-at-k", "pass@k", paint_coverage).svg)
+    rows = [(name, results[name]) for name in STRATEGY_ROWS if name in results]
+    if "pass_at_k" in results and "matched_budget_tokens_per_problem" in results and "majority" in results:
+        per_sample = results["matched_budget_tokens_per_problem"] / results["majority"]["calls_per_problem"]
+        rows.append(("sample (pass@1)", {"accuracy": results["pass_at_k"]["1"], "tokens_per_problem": per_sample}))
+
+    points: dict[tuple[float, float], list[str]] = {}
+    for name, row in rows:  # strategies at the same point share one label
+        points.setdefault((row["tokens_per_problem"], row["accuracy"]), []).append(name)
+
+    def paint_tokens(figure):
+        ax = figure.subplots()
+        for (tokens, accuracy), names in points.items():
+            ax.plot([tokens], [accuracy], "o")
+            ax.annotate(" = ".join(names), (tokens, accuracy), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        ax.set_xscale("log")
+        ticks = [t for t in (25, 50, 100, 200, 500, 1000, 2000, 5000) if min(points)[0] / 2 <= t <= max(points)[0] * 2]
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set(xlabel="generated tokens per problem", ylabel="accuracy (%)")
+
+    if rows:
+        (out / "accuracy-vs-tokens.svg").write_text(draw("accuracy-tokens", "accuracy vs tokens", paint_tokens, size=(7.0, 4.0)).svg)
+
+
 def main() -> None:
     global OUT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -127,7 +175,10 @@ def main() -> None:
     parser.add_argument("--temperatures", default="0.6,0.8,1.0")
     parser.add_argument("--reuse", action="store_true", help="reuse OUT's generators and reward models if present")
     parser.add_argument("--skip", default="", help="comma-separated phases to skip: mma,mcts,beam,refine")
+    parser.add_argument("--figures-only", action="store_true", help="redraw OUT's figures from OUT/results.json and stop")
     args = parser.parse_args()
+    if args.figures_only:
+        return write_figures(Path(args.out))
     if args.tiny:
         args.sft_steps, args.train_per_template, args.label_per_template = 40, 3, 1
         args.eval_per_template, args.eval_problems, args.dev_problems, args.n, args.prm_steps, args.temperatures = 1, 6, 6, 4, 10, "0.8"
@@ -235,6 +286,7 @@ def measure(args, generator, caches, base, fmt, confirm, dev, models, other_mode
         if name in ("beam", "mma"):
             (OUT / f"trees-{name}.jsonl").write_text("".join(json.dumps({"problem_id": k, "tree": v}) + "\n"
                                                          for k, v in solved.trees().items()))
+    write_figures(OUT)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ for rendering and the trace viewer's behaviour in Chromium)."""
 import base64
 import hashlib
 import json
+import math
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -16,7 +17,7 @@ from reasonloop.rundir import RunFormatError, make_manifest, write_manifest
 from reasonloop.stats import p_value_text
 from reasonloop.report import build_report
 from reasonloop.report.build import paired_change
-from reasonloop.report.rundata import load_run
+from reasonloop.report.rundata import RunData, load_run
 from report_rundir import (HOSTILE, QUICKSTART_EVALS, QUICKSTART_SETS, add_train_log, make_quickstart_runs, make_run,
                            verdict_counts)
 
@@ -333,3 +334,17 @@ def test_cli_writes_the_report_and_fails_in_one_line(two_runs, tmp_path, monkeyp
     code, out, err = run_cli(monkeypatch, capsys, str(tmp_path / "missing"), "-o", str(tmp_path / "x.html"))
     assert code == 1 and err.strip().count("\n") == 0
     assert "no such run directory" in err and not (tmp_path / "x.html").exists()
+
+
+def test_pass_at_k_gets_the_coverage_fit_when_it_has_three_points_inside_0_1(tmp_path):
+    from reasonloop.report.plots import accuracy_vs_k, coverage_curve
+
+    law = {k: math.exp(-0.8 * k ** -0.2) for k in (1, 2, 4, 8, 16, 32, 64)}
+    ks, fitted = coverage_curve(law)
+    assert ks[0] == 1 and ks[-1] == pytest.approx(64)
+    assert fitted[0] == pytest.approx(100 * law[1], rel=1e-6) and fitted[-1] == pytest.approx(100 * law[64], rel=1e-6)
+    assert coverage_curve({1: 0.2, 2: 0.3}) is None and coverage_curve({1: 0.2, 2: 0.3, 4: 1.0}) is None
+    sampled = RunData(name="sampled", path=tmp_path, metrics={"pass_at_k": {str(k): c for k, c in law.items()}})
+    short = RunData(name="short", path=tmp_path, metrics={"pass_at_k": {"1": 0.2, "2": 0.3}})
+    svg = accuracy_vs_k([sampled, short]).svg
+    assert "sampled fit exp(a·k^b)" in svg and "short fit" not in svg

@@ -103,7 +103,7 @@ def training_curves(runs: Sequence[RunData]) -> Plot:
 
 
 def accuracy_vs_k(runs: Sequence[RunData]) -> Plot:
-    title = "Accuracy vs k (pass@k solid, maj@k dashed)"
+    title = "Accuracy vs k (pass@k solid, maj@k dashed, coverage fit dotted)"
     series = [(index, run, metric_series(run.metrics, "pass_at_k"), metric_series(run.metrics, "maj_at_k"))
               for index, run in enumerate(runs)]
     if not any(passes or majors for _, _, passes, majors in series):
@@ -119,6 +119,8 @@ def accuracy_vs_k(runs: Sequence[RunData]) -> Plot:
         for index, run, passes, majors in series:
             if passes:
                 ax.plot(list(passes), percent(passes.values()), "o-", color=run_color(index), label=f"{run.name} pass@k")
+                if fit := coverage_curve(passes):
+                    ax.plot(*fit, ":", color=run_color(index), label=f"{run.name} fit exp(a·k^b)")
             if majors:
                 ax.plot(list(majors), percent(majors.values()), "s--", color=run_color(index), label=f"{run.name} maj@k")
         if ks[-1] > 1:
@@ -129,6 +131,21 @@ def accuracy_vs_k(runs: Sequence[RunData]) -> Plot:
         ax.legend(fontsize=8)
 
     return draw("accuracy-k", title, paint)
+
+
+def coverage_curve(passes: dict[int, float]) -> tuple[list[float], list[float]] | None:
+    """Large Language Monkeys' coverage fit exp(a * k**b) through a run's pass@k, drawn over its ks
+    (percent); None with fewer than 3 points strictly between 0 and 1 (a fit needs more than a line)."""
+    import numpy as np
+
+    from reasonloop.evaluate.metrics import coverage_fit
+
+    inside = {k: c for k, c in passes.items() if 0 < c < 1}
+    if len(inside) < 3:
+        return None
+    a, b = coverage_fit(list(inside), list(inside.values()))
+    ks = np.geomspace(min(passes), max(passes), 50)
+    return list(ks), percent(np.exp(a * ks ** b))
 
 
 def robustness_of(metrics: dict[str, Any]) -> dict[str, Any]:
