@@ -70,12 +70,12 @@ def rare_benchmark(count: int = 50) -> None:
           f"{rejection / seconds:,.0f}x")
 
 
-def all_shared(directory: Path, count: int = 50) -> None:
+def all_shared(directory: Path, count: int = 50, answer_from: str = "answer") -> None:
     """Every template file under `directory`: `count` instances each, or the data error it is refused with."""
     start, generated, refused = time.perf_counter(), 0, []
     paths = sorted(directory.rglob("*.json"))
     for path in paths:
-        template = load_template(path, check=False)
+        template = load_template(path, check=False, answer_from=answer_from)
         try:
             for index in range(count):
                 template.sample(0, index)
@@ -111,9 +111,11 @@ def main() -> None:
     parser.add_argument("--all-shared", type=Path, metavar="DIR",
                         help="instead: 50 instances of every template under DIR "
                              "(../shared/data/gsm-symbolic/templates) or its data error")
+    parser.add_argument("--answer-from", default="answer", choices=("answer", "solution"),
+                        help="with --all-shared: each file's answer from #answer (checked) or its worked solution")
     args = parser.parse_args()
     if args.all_shared:
-        all_shared(args.all_shared)
+        all_shared(args.all_shared, answer_from=args.answer_from)
         return
 
     templates = builtin_templates()

@@ -31,3 +31,16 @@ def test_an_overlapping_confirmation_set_is_refused_with_the_count_and_a_disjoin
 def test_a_set_smaller_than_asked_is_refused(tmp_path):
     with pytest.raises(ReasonloopError, match="fewer than min_problems = 100000"):
         run_stage(tmp_path, "small", n_per_template=1, min_problems=100000)
+
+
+def test_answer_from_reads_template_folders_only_and_leaves_the_default_key_unchanged(tmp_path, shared_data):
+    folder = f"templates:{shared_data / 'gsm-symbolic' / 'templates' / 'p2-sample'}"
+    default = ProblemsStage(name="p", kind="problems", source=folder)
+    assert "answer_from" not in default.cache_settings()  # recipes written before the option keep their keys
+    assert ProblemsStage(name="p", kind="problems", source=folder, answer_from="solution").cache_settings()["answer_from"] == "solution"
+    with pytest.raises(ReasonloopError, match="answer_from applies to 'templates:DIR' sources, not 'builtin'"):
+        ProblemsStage(name="p", kind="problems", source="builtin", answer_from="solution").preflight()
+    with pytest.raises(ReasonloopError, match=r"1 invalid template\(s\): .*never equals #answer"):
+        default.load(0)
+    problems = ProblemsStage(name="p", kind="problems", source=folder, n_per_template=50, answer_from="solution").load(0)
+    assert len(problems) == 100 and len({p.question for p in problems}) == 100

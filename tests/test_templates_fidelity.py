@@ -113,6 +113,37 @@ def test_p2_template_whose_answer_contradicts_its_worked_solution_is_refused_wit
         p2_sample(shared_data, "0026").sample(0, 0)
 
 
+def test_p2_template_with_a_wrong_answer_line_generates_fifty_from_its_worked_solution_when_asked(shared_data):
+    path = shared_data / "gsm-symbolic" / "templates" / "p2-sample" / "0026.json"
+    template = load_template(path, answer_from="solution")
+    problems = [template.sample(0, index) for index in range(50)]
+    assert len({problem.question for problem in problems}) == 50
+    checked = p2_sample(shared_data, "0026")  # the file as written: #answer and the '####' line both kept
+    for problem in problems:
+        env = template.draw(make_rng(template.id, 0, problem.meta["index"]))
+        for step in template.plan:
+            for condition in step.checks:
+                assert unwrap(condition.expression.run(env)), condition.expression.source
+        assert problem.answer == format_answer(checked.final.run(env)) != format_answer(checked.answer.run(env))
+        assert problem.solution.endswith(f"= {problem.answer} {problem.meta['vars']['food']} together.")
+        assert problem.meta["answer_from"] == "solution"
+    assert "answer_from" not in p2_sample(shared_data, "0010").sample(0, 0).meta
+
+
+def test_answer_from_is_refused_outside_its_values_and_for_the_builtin_library(shared_data, tmp_path):
+    from reasonloop.errors import ReasonloopError
+    from reasonloop.sources.commands import pick_templates
+
+    with pytest.raises(TemplateError, match="answer_from must be one of answer, solution, got 'hash'"):
+        load_template(shared_data / "gsm-symbolic" / "templates" / "p2-sample" / "0010.json", answer_from="hash")
+    with pytest.raises(ReasonloopError, match="--answer-from applies to template files"):
+        pick_templates("builtin", "solution")
+    no_final = {"question_annotated": "{a,1} apples?\n\n#init:\n- $a = range(1, 9)\n\n#answer: a",
+                "answer_annotated": "So there are {a} apples.\n#### {a} apples"}  # text around the value: not computable
+    with pytest.raises(TemplateError, match="needs a '####' line that computes the answer"):
+        parse_template(no_final, name="words.json", answer_from="solution")
+
+
 def tiny(conditions: str, init: str = "- $a = range(1, 40)\n- $b = range(1, 40)\n- $c = range(1, 40)\n",
          answer: str = "a + b + c", max_tries: int = 50, max_enumerated: int = 100_000):
     data = {"question_annotated": f"{{a,1}} {{b,2}} {{c,3}}?\n\n#init:\n{init}\n#conditions:\n{conditions}\n\n"

@@ -58,6 +58,9 @@ def generate(
     perturb: Optional[str] = typer.Option(None, "--perturb", help="Perturbation: resample, rename, scale or noop."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Generate from the valid templates of a "
                                       "directory even if some are invalid (they are listed)."),
+    answer_from: str = typer.Option("answer", "--answer-from", help="Where a template file's answer comes from: "
+                                    "'answer' (its #answer:, checked against the worked solution) or 'solution' "
+                                    "(the worked solution's '####' line; for files whose #answer: is wrong)."),
     output: str = typer.Option(..., "-o", "--output", help="Output file (.jsonl or .parquet)."),
 ) -> None:
     """Draw seeded problems from templates (GSM-Symbolic dialect) and write them as Problem records."""
@@ -68,32 +71,40 @@ def generate(
 
     if perturb is not None:
         get_perturbation(perturb)  # unknown names fail before any work
-    chosen, invalid = pick_templates(templates)
+    chosen, invalid = pick_templates(templates, answer_from)
     for error in invalid:
         typer.echo(f"invalid template: {error}", err=True)
     if invalid and not skip_invalid:
         raise ReasonloopError(f"{len(invalid)} of {len(chosen) + len(invalid)} templates are invalid (listed above); "
-                              f"fix them or pass --skip-invalid to generate from the {len(chosen)} valid ones")
+                              f"fix them, pass --skip-invalid to generate from the {len(chosen)} valid ones, or, for "
+                              "files whose #answer contradicts their worked solution, --answer-from solution")
     problems = generate_problems(chosen, per_template=per_template, seed=seed, perturb=perturb)
     write_records(output, problems)
     skipped = f" (skipped {len(invalid)} invalid)" if invalid else ""
     typer.echo(f"wrote {len(problems)} problems from {len(chosen)} templates{skipped} to {output}")
 
 
-def pick_templates(spec: str) -> tuple[list, list]:
+def pick_templates(spec: str, answer_from: str = "answer") -> tuple[list, list]:
     """'builtin', a directory or a single file -> (templates, errors of the bad files)."""
     from pathlib import Path
 
+    from reasonloop.errors import ReasonloopError
     from reasonloop.sources.templates import builtin_templates, load_template, load_templates
+    from reasonloop.sources.templates.build import ANSWER_SOURCES
 
+    if answer_from not in ANSWER_SOURCES:
+        raise ReasonloopError(f"--answer-from must be one of {', '.join(ANSWER_SOURCES)}, got {answer_from!r}")
     if spec == "builtin":
+        if answer_from != "answer":
+            raise ReasonloopError("--answer-from applies to template files; the built-in templates' answers and "
+                                  "worked solutions always agree")
         return builtin_templates(), []
     path = Path(spec)
     if path.is_file():
-        return [load_template(path)], []
+        return [load_template(path, answer_from=answer_from)], []
     if not path.exists():
         raise FileNotFoundError(f"templates not found: {spec} (a directory, a .json file or 'builtin')")
-    return load_templates(path, skip_invalid=True)
+    return load_templates(path, skip_invalid=True, answer_from=answer_from)
 
 
 def register(app: typer.Typer) -> None:

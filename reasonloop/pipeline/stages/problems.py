@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -38,10 +38,19 @@ class ProblemsStage(StageConfig):
                                      "normalised question with (a confirmation set against every training and "
                                      "development set): any overlap is refused with its count.")
     min_problems: int | None = Field(None, ge=1, description="Refuse a set with fewer problems than this.")
+    answer_from: Literal["answer", "solution"] = Field(
+        "answer", description="'templates:DIR' sources: the answer from each file's '#answer:' (checked against its "
+                              "worked solution) or from the worked solution's '####' line (docs/templates.md).")
 
     def cache_settings(self) -> dict[str, Any]:
-        """`min_problems` only refuses; it never changes the problems (nor, so, the cache key)."""
-        return self.model_dump(exclude={"name", "min_problems", *self.refs})
+        """`min_problems` only refuses; it never changes the problems (nor, so, the cache key). The
+        default `answer_from` is left out, so the keys of recipes written before it stay as they were."""
+        exclude = {"name", "min_problems", *self.refs} | ({"answer_from"} if self.answer_from == "answer" else set())
+        return self.model_dump(exclude=exclude)
+
+    def preflight(self) -> None:
+        if self.answer_from != "answer" and not self.source.startswith("templates:"):
+            raise ReasonloopError(f"stage {self.name}: answer_from applies to 'templates:DIR' sources, not {self.source!r}")
 
     def load(self, seed: int) -> list[Problem]:
         if self.source == "builtin":
@@ -52,7 +61,7 @@ class ProblemsStage(StageConfig):
         if self.source.startswith("templates:"):
             from reasonloop.sources.templates import generate_problems, load_templates
 
-            templates, errors = load_templates(self.source.removeprefix("templates:"))
+            templates, errors = load_templates(self.source.removeprefix("templates:"), answer_from=self.answer_from)
             if errors:
                 raise ReasonloopError(f"{len(errors)} bad templates in {self.source}: " + "; ".join(map(str, errors)))
             return generate_problems(templates, per_template=self.n_per_template, seed=seed, perturb=self.perturb)

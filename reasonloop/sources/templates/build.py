@@ -334,23 +334,44 @@ def as_solver(condition: Condition, step: Step) -> Condition | None:
 # ------------------------------------------------------------------- public entry points
 
 
-def parse_template(data: dict, *, name: str, source_path: str | Path | None = None, check: bool = True) -> Template:
+ANSWER_SOURCES = ("answer", "solution")
+
+
+def parse_template(data: dict, *, name: str, source_path: str | Path | None = None, check: bool = True,
+                   answer_from: str = "answer") -> Template:
     """Compile one template (a dict with `question_annotated` and `answer_annotated`).
 
     `name` is what errors call the template (its file). With `check`, one instance is
     drawn so that errors only visible when evaluating (a non-numeric answer, a type
     error, unsatisfiable conditions) are reported now rather than at generation time.
+
+    `answer_from`: "answer" (default) takes the answer from `#answer:` and keeps only draws whose
+    worked solution's `####` line gives the same value, so a file where the two always disagree
+    is refused; "solution" takes the answer from the `####` line and does not read `#answer:`
+    (for files whose `#answer:` is wrong, as GSM-Symbolic's published instances of such files
+    follow their worked solutions). The problems' meta records a non-default choice.
     """
     if not isinstance(data, dict):
         raise TemplateError("a template must be a JSON object", template=name)
+    if answer_from not in ANSWER_SOURCES:
+        raise TemplateError(f"answer_from must be one of {', '.join(ANSWER_SOURCES)}, got {answer_from!r}", template=name)
     template = _Builder(data, name).build()
+    if answer_from == "solution":
+        template = answer_from_solution(template)
     template.source_path = Path(source_path) if source_path is not None else None
     if check:
         template.sample(0, 0)
     return template
 
 
-def load_template(path: str | Path, *, check: bool = True) -> Template:
+def answer_from_solution(template: Template) -> Template:
+    if template.final is None:
+        raise TemplateError("answer_from='solution' needs a '####' line that computes the answer",
+                            template=template.name, field=SOLUTION_FIELD)
+    return replace(template, answer=template.final, final=None, answer_from="solution")
+
+
+def load_template(path: str | Path, *, check: bool = True, answer_from: str = "answer") -> Template:
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -358,12 +379,12 @@ def load_template(path: str | Path, *, check: bool = True) -> Template:
         raise TemplateError(f"not valid JSON: {exc.msg}", template=str(path), line=exc.lineno) from None
     except OSError as exc:
         raise TemplateError(f"cannot read: {exc.strerror}", template=str(path)) from None
-    return parse_template(data, name=str(path), source_path=path, check=check)
+    return parse_template(data, name=str(path), source_path=path, check=check, answer_from=answer_from)
 
 
-def load_templates(directory: str | Path, *, skip_invalid: bool = False,
-                   check: bool = True) -> tuple[list[Template], list[TemplateError]]:
-    """All `*.json` templates of a directory, sorted by file name.
+def load_templates(directory: str | Path, *, skip_invalid: bool = False, check: bool = True,
+                   answer_from: str = "answer") -> tuple[list[Template], list[TemplateError]]:
+    """All `*.json` templates of a directory, sorted by file name (`answer_from`: see `parse_template`).
 
     Returns the good templates and one TemplateError per bad file. Without
     `skip_invalid`, any bad file raises a TemplateError listing them all.
@@ -376,7 +397,7 @@ def load_templates(directory: str | Path, *, skip_invalid: bool = False,
     seen: dict[str, str] = {}
     for path in sorted(directory.glob("*.json")):
         try:
-            template = load_template(path, check=check)
+            template = load_template(path, check=check, answer_from=answer_from)
         except TemplateError as exc:
             errors.append(exc)
             continue

@@ -227,6 +227,7 @@ class Template:
     original_answer: str | None = None
     data: dict = field(default_factory=dict, repr=False)
     max_tries: int = MAX_TRIES
+    answer_from: str = "answer"  # or "solution": the worked solution's '####' value is the answer (build.py)
     max_enumerated: int = NODE_BUDGET  # partial assignments the fallback may try before "too large"
     _space: Space | None = field(default=None, init=False, repr=False)
 
@@ -330,6 +331,8 @@ class Template:
         memo: dict[str, Any] = {}
         answer = env[ANSWER_KEY] if ANSWER_KEY in env else self._answer(env)
         extra = {"topic": self.topic} if self.topic else {}
+        if self.answer_from != "answer":
+            extra["answer_from"] = self.answer_from
         question = self._render(self.question, env, memo, QUESTION_FIELD)
         answer_text = format_answer(answer)
         # Every field is built here with its declared type (the builder refuses an empty
