@@ -106,12 +106,22 @@ def step_agreement(out: Path, args) -> dict:
     from reasonloop.sources.synth.agreement import AgreementSettings, agreement_report, sample_answers
 
     train_t, held_t = templates()
-    known = problems(train_t + held_t, args.per_template, 7)
-    settings = AgreementSettings(k=args.k, batch_size=args.batch_size)
+    known = problems(train_t + held_t, args.per_template, args.known_seed)
+    left_out = 0
+    if args.known_seed != 7:  # a confirmation set: none of its questions trained on or in the development set
+        from reasonloop.text import normalize_question
+
+        seen = {normalize_question(p.question) for p in problems(train_t, 25, 0) + problems(train_t + held_t, args.per_template, 7)}
+        fresh = {normalize_question(p.question): p for p in known if normalize_question(p.question) not in seen}
+        left_out, known = len(known) - len(fresh), list(fresh.values())
+    settings = AgreementSettings(k=args.k, batch_size=args.batch_size,
+                                 **({"temperature": args.agreement_temperature} if args.agreement_temperature else {}))
     started = time.perf_counter()
     answers = sample_answers(known, out / "solver", settings)
-    reports = [agreement_report(known, answers, t).to_dict() for t in (0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0)]
-    return {"k": settings.k, "temperature": settings.temperature, "problems": len(known),
+    thresholds = sorted({0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0} | {c / settings.k for c in range(1, settings.k + 1)
+                                                                   if c / settings.k >= 0.5})
+    reports = [agreement_report(known, answers, t).to_dict() for t in thresholds]
+    return {"k": settings.k, "temperature": settings.temperature, "problems": len(known), "seed": args.known_seed, "left_out_seen_or_repeated": left_out,
             "seconds": round(time.perf_counter() - started, 1), "by_threshold": reports}
 
 
@@ -174,6 +184,10 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--agreement-temperature", type=float, help="agreement step: sampling temperature "
+                                                                     "(default: AgreementSettings')")
+    parser.add_argument("--known-seed", type=int, default=7, help="agreement step: seed of the known-answer problems "
+                                                                  "(7: development; another for a confirmation set)")
     parser.add_argument("--per-template", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bt-steps", type=int, default=200)
