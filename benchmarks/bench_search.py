@@ -108,6 +108,7 @@ def report_coverage(samples) -> None:
 
 
 STRATEGY_ROWS = ("greedy", "majority", "best_of_n_prm_min", "best_of_n_prm_product", "best_of_n_orm", "weighted_vote_prm",
+                 "best_of_n_chosen_on_dev",
                  "beam", "mcts", "mcts_second_model", "refine", "mma")
 
 
@@ -231,6 +232,24 @@ def main() -> None:
     measure(args, generator, caches, base, fmt, confirm, dev, models, other_model)
 
 
+def choose_reward_ranking(dev, generator, sampled, fmt, caches, models) -> str:
+    """The reward-ranked selection (best-of-n or weighted vote; PRM min / last / product, ORM) with the
+    best development-set accuracy on the same n samples (ties go to the first listed); the confirmation
+    set then measures it once."""
+    prm, orm = models["prm"], models["orm"]
+    candidates = [f"best_of_n:reward_model={prm},aggregate={how}" for how in ("min", "last", "product")]
+    candidates += [f"best_of_n:reward_model={orm}"]
+    candidates += [f"weighted_vote:reward_model={prm},aggregate={how}" for how in ("min", "last", "product")]
+    candidates += [f"weighted_vote:reward_model={orm}"]
+    scores = {name: solve(dev, generator, replace(sampled, strategy=name), prompt_format=fmt, caches=caches).accuracy()
+              for name in candidates}
+    chosen = max(candidates, key=lambda name: scores[name])
+    short = lambda name: name.replace(prm, "PRM").replace(orm, "ORM")  # noqa: E731
+    report("dev_reward_ranking", {short(name): round(100 * score, 1) for name, score in scores.items()}
+           | {"chosen": short(chosen)})
+    return chosen
+
+
 def measure(args, generator, caches, base, fmt, confirm, dev, models, other_model) -> None:
     from reasonloop.models import load_generator
     from reasonloop.search.reward import LOADED
@@ -256,6 +275,7 @@ def measure(args, generator, caches, base, fmt, confirm, dev, models, other_mode
     report("dev_majority_by_temperature", {str(t): round(100 * s, 1) for t, s in dev_scores.items()} | {"chosen": temperature})
 
     sampled = replace(base, n=args.n, temperature=temperature)
+    ranked = choose_reward_ranking(dev, generator, sampled, fmt, caches, models)
     samples = solve(confirm, generator, replace(sampled, strategy="sample"), prompt_format=fmt, caches=caches)
     report_coverage(solve(confirm, generator, replace(sampled, strategy="sample", n=max(args.n, args.pass_k_n)),
                           prompt_format=fmt, caches=caches))
@@ -269,6 +289,7 @@ def measure(args, generator, caches, base, fmt, confirm, dev, models, other_mode
             ("best_of_n_prm_product", f"best_of_n:reward_model={models['prm']},aggregate=product", generator),
             ("best_of_n_orm", f"best_of_n:reward_model={models['orm']}", generator),
             ("weighted_vote_prm", f"weighted_vote:reward_model={models['prm']},aggregate=min", generator),
+            ("best_of_n_chosen_on_dev", ranked, generator),
             ("beam", f"beam:reward_model={models['prm']},width=4,expand=4", generator),
             ("mcts", mcts, generator),
             ("mcts_second_model", mcts, other),
