@@ -28,6 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 from reasonloop.sources.templates import TemplateError, generate_problems, load_template, parse_template
+from reasonloop.sources.templates.build import ANSWER_SOURCES
 from reasonloop.sources.templates.builtin import builtin_templates
 from reasonloop.sources.templates.helpers import make_rng
 
@@ -111,7 +112,7 @@ def main() -> None:
     parser.add_argument("--all-shared", type=Path, metavar="DIR",
                         help="instead: 50 instances of every template under DIR "
                              "(../shared/data/gsm-symbolic/templates) or its data error")
-    parser.add_argument("--answer-from", default="answer", choices=("answer", "solution"),
+    parser.add_argument("--answer-from", default="answer", choices=ANSWER_SOURCES,
                         help="with --all-shared: each file's answer from #answer (checked) or its worked solution")
     args = parser.parse_args()
     if args.all_shared:

@@ -27,6 +27,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+DEV_SEED = 7  # the agreement step's development problems; other seeds are confirmation sets
+
+
 def templates():
     from reasonloop.sources.templates.builtin import builtin_templates
 
@@ -108,11 +111,16 @@ def step_agreement(out: Path, args) -> dict:
     train_t, held_t = templates()
     known = problems(train_t + held_t, args.per_template, args.known_seed)
     left_out = 0
-    if args.known_seed != 7:  # a confirmation set: none of its questions trained on or in the development set
+    if args.known_seed != DEV_SEED:  # a confirmation set: none of its questions trained on or in the development set
         from reasonloop.text import normalize_question
 
-        seen = {normalize_question(p.question) for p in problems(train_t, 25, 0) + problems(train_t + held_t, args.per_template, 7)}
-        fresh = {normalize_question(p.question): p for p in known if normalize_question(p.question) not in seen}
+        seen = {normalize_question(p.question)
+                for p in problems(train_t, 25, 0) + problems(train_t + held_t, args.per_template, DEV_SEED)}
+        fresh = {}
+        for problem in known:
+            question = normalize_question(problem.question)
+            if question not in seen:
+                fresh[question] = problem
         left_out, known = len(known) - len(fresh), list(fresh.values())
     settings = AgreementSettings(k=args.k, batch_size=args.batch_size,
                                  **({"temperature": args.agreement_temperature} if args.agreement_temperature else {}))
@@ -121,8 +129,8 @@ def step_agreement(out: Path, args) -> dict:
     thresholds = sorted({0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0} | {c / settings.k for c in range(1, settings.k + 1)
                                                                    if c / settings.k >= 0.5})
     reports = [agreement_report(known, answers, t).to_dict() for t in thresholds]
-    return {"k": settings.k, "temperature": settings.temperature, "problems": len(known), "seed": args.known_seed, "left_out_seen_or_repeated": left_out,
-            "seconds": round(time.perf_counter() - started, 1), "by_threshold": reports}
+    return {"k": settings.k, "temperature": settings.temperature, "problems": len(known), "seed": args.known_seed,
+            "left_out_seen_or_repeated": left_out, "seconds": round(time.perf_counter() - started, 1), "by_threshold": reports}
 
 
 def step_backtranslate(out: Path, args) -> dict:
@@ -186,8 +194,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--agreement-temperature", type=float, help="agreement step: sampling temperature "
                                                                      "(default: AgreementSettings')")
-    parser.add_argument("--known-seed", type=int, default=7, help="agreement step: seed of the known-answer problems "
-                                                                  "(7: development; another for a confirmation set)")
+    parser.add_argument("--known-seed", type=int, default=DEV_SEED, help="agreement step: seed of the known-answer "
+                        f"problems ({DEV_SEED}: development; another for a confirmation set)")
     parser.add_argument("--per-template", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bt-steps", type=int, default=200)

@@ -1,5 +1,7 @@
 """A confirmation set shares no question with the training and development sets, or is refused."""
 
+from typing import get_args
+
 import pytest
 
 from reasonloop.errors import ReasonloopError
@@ -8,6 +10,7 @@ from reasonloop.pipeline.recipe import parse_recipe
 from reasonloop.pipeline.contract import RunContext
 from reasonloop.pipeline.engine import no_progress
 from reasonloop.pipeline.stages.problems import ProblemsStage
+from reasonloop.sources.templates.build import ANSWER_SOURCES
 
 
 def run_stage(tmp_path, name, inputs=None, seed=0, **fields):
@@ -44,3 +47,4 @@ def test_answer_from_reads_template_folders_only_and_leaves_the_default_key_unch
         default.load(0)
     problems = ProblemsStage(name="p", kind="problems", source=folder, n_per_template=50, answer_from="solution").load(0)
     assert len(problems) == 100 and len({p.question for p in problems}) == 100
+    assert get_args(ProblemsStage.model_fields["answer_from"].annotation) == ANSWER_SOURCES

@@ -38,6 +38,8 @@ class ProblemsStage(StageConfig):
                                      "normalised question with (a confirmation set against every training and "
                                      "development set): any overlap is refused with its count.")
     min_problems: int | None = Field(None, ge=1, description="Refuse a set with fewer problems than this.")
+    # the template engine's AnswerSource, spelt here so that loading the stage does not import the engine
+    # (tests/test_pipeline_confirmation.py keeps the two equal)
     answer_from: Literal["answer", "solution"] = Field(
         "answer", description="'templates:DIR' sources: the answer from each file's '#answer:' (checked against its "
                               "worked solution) or from the worked solution's '####' line (docs/templates.md).")

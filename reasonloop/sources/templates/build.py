@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from reasonloop.sources.templates.errors import EvalError, TemplateError
 from reasonloop.sources.templates.evaluator import Compiled, compile_expression
@@ -334,11 +334,12 @@ def as_solver(condition: Condition, step: Step) -> Condition | None:
 # ------------------------------------------------------------------- public entry points
 
 
-ANSWER_SOURCES = ("answer", "solution")
+AnswerSource = Literal["answer", "solution"]  # where a template's answer comes from (see parse_template)
+ANSWER_SOURCES: tuple[str, ...] = get_args(AnswerSource)
 
 
 def parse_template(data: dict, *, name: str, source_path: str | Path | None = None, check: bool = True,
-                   answer_from: str = "answer") -> Template:
+                   answer_from: AnswerSource = "answer") -> Template:
     """Compile one template (a dict with `question_annotated` and `answer_annotated`).
 
     `name` is what errors call the template (its file). With `check`, one instance is
@@ -371,7 +372,7 @@ def answer_from_solution(template: Template) -> Template:
     return replace(template, answer=template.final, final=None, answer_from="solution")
 
 
-def load_template(path: str | Path, *, check: bool = True, answer_from: str = "answer") -> Template:
+def load_template(path: str | Path, *, check: bool = True, answer_from: AnswerSource = "answer") -> Template:
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -383,7 +384,7 @@ def load_template(path: str | Path, *, check: bool = True, answer_from: str = "a
 
 
 def load_templates(directory: str | Path, *, skip_invalid: bool = False, check: bool = True,
-                   answer_from: str = "answer") -> tuple[list[Template], list[TemplateError]]:
+                   answer_from: AnswerSource = "answer") -> tuple[list[Template], list[TemplateError]]:
     """All `*.json` templates of a directory, sorted by file name (`answer_from`: see `parse_template`).
 
     Returns the good templates and one TemplateError per bad file. Without
