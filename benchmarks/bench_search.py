@@ -62,11 +62,12 @@ def problem_sets(args):
     if args.model:  # the quickstart's checkpoints also trained on its practice set (seed 2, 30 per template)
         seen |= {p.question for p in generate_problems(templates, per_template=30, seed=2)}
     fresh = lambda seed, k: [p for p in generate_problems(templates, per_template=k, seed=seed) if p.question not in seen]  # noqa: E731
-    label = fresh(6 if args.model else 2, args.label_per_template)
     # a seeded sample, not the first N: instances come in template order, so the first N would
     # cover only the first few templates
     dev = sample(fresh(3, args.eval_per_template), args.dev_problems)
     confirm = sample(fresh(5 if args.model else 1, args.eval_per_template), args.eval_problems)
+    measured = {p.question for p in dev + confirm}  # the reward models never train on a measured question
+    label = [p for p in fresh(6 if args.model else 2, args.label_per_template) if p.question not in measured]
     return train, label, dev, confirm
 
 
@@ -164,6 +165,8 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=800)
     parser.add_argument("--train-per-template", type=int, default=25)
     parser.add_argument("--label-per-template", type=int, default=6)
+    parser.add_argument("--label-solutions", type=int, default=4, help="sampled solutions per labelling problem")
+    parser.add_argument("--label-completions", type=int, default=4, help="Math-Shepherd continuations per step prefix")
     parser.add_argument("--eval-per-template", type=int, default=8)
     parser.add_argument("--eval-problems", type=int, default=200)
     parser.add_argument("--dev-problems", type=int, default=100)
@@ -214,7 +217,8 @@ def main() -> None:
         for path in models.values():
             LOADED[path] = RewardModel.load(path, device=generator.device)
         return measure(args, generator, caches, base, fmt, confirm, dev, models, other_model)
-    labels = shepherd_labels(label, sampler, base, solutions=4, completions=4, caches=caches)
+    labels = shepherd_labels(label, sampler, base, solutions=args.label_solutions, completions=args.label_completions,
+                             caches=caches)
     write_labels(OUT / "labels.jsonl", labels)
     usable = [item for item in labels if not item.error]
     report("labels", {"solutions": len(labels), "with_steps": len(usable),

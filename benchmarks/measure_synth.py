@@ -27,7 +27,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-DEV_SEED = 7  # the agreement step's development problems; other seeds are confirmation sets
+DEV_SEEDS = (7, 17)  # the agreement step's development problems; other seeds are confirmation sets
 
 
 def templates():
@@ -105,32 +105,62 @@ def step_qft(out: Path, args) -> dict:
     return result
 
 
+def known_problems(seeds, per_template, leave_out_seeds=()) -> tuple[list, int]:
+    """Template problems of `seeds` (pooled) with none of the solver's training questions, none of
+    `leave_out_seeds`' and no repeats; and how many were left out."""
+    from reasonloop.text import normalize_question
+
+    train_t, held_t = templates()
+    seen = {normalize_question(p.question) for p in problems(train_t, 25, 0)}
+    for seed in leave_out_seeds:
+        seen |= {normalize_question(p.question) for p in problems(train_t + held_t, per_template, seed)}
+    drawn = [p for seed in seeds for p in problems(train_t + held_t, per_template, seed)]
+    fresh = {}
+    for problem in drawn:
+        question = normalize_question(problem.question)
+        if question not in seen:
+            fresh.setdefault(question, problem)
+    return list(fresh.values()), len(drawn) - len(fresh)
+
+
+def choose_rule(rows: list[dict]) -> dict | None:
+    """The pre-set choice on the development set: of the (k, temperature, threshold) whose precision
+    minus two standard errors is still >= 90%, the one accepting the most right answers (ties: smaller
+    k, then lower temperature)."""
+    import math
+
+    def safe(row):
+        p, n = row["precision"], row["accepted"]
+        return n > 0 and p - 2 * math.sqrt(p * (1 - p) / n) >= 0.90
+
+    eligible = [row for row in rows if safe(row)]
+    return max(eligible, key=lambda r: (r["accepted_right"], -r["k"], -r["temperature"]), default=None)
+
+
 def step_agreement(out: Path, args) -> dict:
     from reasonloop.sources.synth.agreement import AgreementSettings, agreement_report, sample_answers
 
-    train_t, held_t = templates()
-    known = problems(train_t + held_t, args.per_template, args.known_seed)
-    left_out = 0
-    if args.known_seed != DEV_SEED:  # a confirmation set: none of its questions trained on or in the development set
-        from reasonloop.text import normalize_question
-
-        seen = {normalize_question(p.question)
-                for p in problems(train_t, 25, 0) + problems(train_t + held_t, args.per_template, DEV_SEED)}
-        fresh = {}
-        for problem in known:
-            question = normalize_question(problem.question)
-            if question not in seen:
-                fresh[question] = problem
-        left_out, known = len(known) - len(fresh), list(fresh.values())
-    settings = AgreementSettings(k=args.k, batch_size=args.batch_size,
-                                 **({"temperature": args.agreement_temperature} if args.agreement_temperature else {}))
-    started = time.perf_counter()
-    answers = sample_answers(known, out / "solver", settings)
-    thresholds = sorted({0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0} | {c / settings.k for c in range(1, settings.k + 1)
-                                                                   if c / settings.k >= 0.5})
-    reports = [agreement_report(known, answers, t).to_dict() for t in thresholds]
-    return {"k": settings.k, "temperature": settings.temperature, "problems": len(known), "seed": args.known_seed,
-            "left_out_seen_or_repeated": left_out, "seconds": round(time.perf_counter() - started, 1), "by_threshold": reports}
+    confirming = args.known_seeds != DEV_SEEDS
+    leave_out = DEV_SEEDS + args.leave_out_seeds if confirming else ()
+    known, left_out = known_problems(args.known_seeds, args.per_template, leave_out)
+    grid = [(int(k), float(t)) for k, t in (item.split(":") for item in args.grid.split(","))]
+    runs, rows = [], []
+    for k, temperature in grid:
+        settings = AgreementSettings(k=k, temperature=temperature, batch_size=args.batch_size)
+        started = time.perf_counter()
+        answers = sample_answers(known, out / "solver", settings)
+        thresholds = sorted({c / k for c in range(1, k + 1) if c / k >= 0.5} | {0.25, 0.4, 0.6, 0.75, 0.9})
+        reports = [{"k": k, "temperature": temperature} | agreement_report(known, answers, t).to_dict()
+                   for t in thresholds]
+        rows += reports
+        runs.append({"k": k, "temperature": temperature, "seconds": round(time.perf_counter() - started, 1),
+                     "by_threshold": reports})
+        print(f"agreement k={k} T={temperature}: {runs[-1]['seconds']} s", flush=True)
+    result = {"set": "confirmation" if confirming else "development", "seeds": args.known_seeds,
+              "problems": len(known), "left_out_seen_or_repeated": left_out, "runs": runs}
+    if not confirming:
+        result["chosen"] = choose_rule(rows)
+    return result
 
 
 def step_backtranslate(out: Path, args) -> dict:
@@ -183,6 +213,10 @@ STEPS = {"solver": step_solver, "qft": step_qft, "agreement": step_agreement, "b
          "qpo": step_qpo}
 
 
+def seeds(text: str) -> tuple[int, ...]:
+    return tuple(int(item) for item in text.split(",") if item.strip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("steps", nargs="+", choices=sorted(STEPS))
@@ -191,12 +225,15 @@ def main() -> None:
     parser.add_argument("--qft-steps", type=int, default=300)
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--k", type=int, default=8)
-    parser.add_argument("--agreement-temperature", type=float, help="agreement step: sampling temperature "
-                                                                     "(default: AgreementSettings')")
-    parser.add_argument("--known-seed", type=int, default=DEV_SEED, help="agreement step: seed of the known-answer "
-                        f"problems ({DEV_SEED}: development; another for a confirmation set)")
-    parser.add_argument("--per-template", type=int, default=4)
+    parser.add_argument("--k", type=int, default=8, help="qft, qpo: solutions per question for the agreement rule")
+    parser.add_argument("--grid", default="16:0.8,16:1.0,16:1.2,32:1.0,32:1.2",
+                        help="agreement step: the k:temperature settings measured, comma-separated")
+    parser.add_argument("--known-seeds", type=seeds, default=DEV_SEEDS, help="agreement step: seeds of the known-answer "
+                        f"problems ({','.join(map(str, DEV_SEEDS))}: development, where the rule is chosen; others: a "
+                        "confirmation set, without the development questions)")
+    parser.add_argument("--leave-out-seeds", type=seeds, default=(), help="agreement step, confirmation: also leave out "
+                        "these seeds' questions (sets already looked at)")
+    parser.add_argument("--per-template", type=int, default=10, help="agreement step: problems per template and seed")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bt-steps", type=int, default=200)
     parser.add_argument("--bt-per-template", type=int, default=10)

@@ -161,6 +161,8 @@ PATHOLOGICAL = {  # the answer a model might write -> the status it must get aga
     "The result is \\boxed{12": "no_answer",                # an unclosed box is no final answer
     "\\boxed{\x00\x01\x1b[2J5\x07}": "incorrect",             # control bytes and a terminal escape around 5
     "": "no_answer",
+    # a sampled answer (T 1.2) whose unit-stripping regex once backtracked for hours: 14 s at 4 repeats, x3 each
+    "#### 90 millimeters76 millimeters480 millimeters" + "imeters" * 30 + "48090": "incorrect",
 }
 
 

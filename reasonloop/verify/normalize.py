@@ -43,7 +43,9 @@ PRESENTATION = rules(
 )
 
 UNIT_TEXT = re.compile(r"(?<=\S)\s*\\text\{\s*[a-zA-Z][a-zA-Z .,/]*\}(?:\^\{?\d\}?)?\s*$")
-UNIT_WORDS = re.compile(r"(?<=[\d}%)])\s+(?:[a-zA-Z]{2,}\.?(?:/[a-zA-Z]+)?\s*)+(?:\^\{?\d\}?)?\s*$")
+# a word's letters are taken whole (possessive `{2,}+`): with `\s*` between words, a long run of
+# letters could otherwise be split into words in exponentially many ways when the match fails
+UNIT_WORDS = re.compile(r"(?<=[\d}%)])\s+(?:[a-zA-Z]{2,}+\.?(?:/[a-zA-Z]+)?\s*)+(?:\^\{?\d\}?)?\s*$")
 PERCENT_WORD = re.compile(r"\s*(?:percent|per\s*cent)\s*$", re.I)
 TEXT_WRAPPER = re.compile(r"\\text\{([^{}]*)\}")
 THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
