@@ -108,6 +108,7 @@ def step_qft(out: Path, args) -> dict:
 def known_problems(seeds, per_template, leave_out_seeds=()) -> tuple[list, int]:
     """Template problems of `seeds` (pooled) with none of the solver's training questions, none of
     `leave_out_seeds`' and no repeats; and how many were left out."""
+    from reasonloop.evaluate.suites import dedupe
     from reasonloop.text import normalize_question
 
     train_t, held_t = templates()
@@ -115,12 +116,8 @@ def known_problems(seeds, per_template, leave_out_seeds=()) -> tuple[list, int]:
     for seed in leave_out_seeds:
         seen |= {normalize_question(p.question) for p in problems(train_t + held_t, per_template, seed)}
     drawn = [p for seed in seeds for p in problems(train_t + held_t, per_template, seed)]
-    fresh = {}
-    for problem in drawn:
-        question = normalize_question(problem.question)
-        if question not in seen:
-            fresh.setdefault(question, problem)
-    return list(fresh.values()), len(drawn) - len(fresh)
+    fresh = dedupe([p for p in drawn if normalize_question(p.question) not in seen])
+    return fresh, len(drawn) - len(fresh)
 
 
 def choose_rule(rows: list[dict]) -> dict | None:
@@ -140,7 +137,7 @@ def choose_rule(rows: list[dict]) -> dict | None:
 def step_agreement(out: Path, args) -> dict:
     from reasonloop.sources.synth.agreement import AgreementSettings, agreement_report, sample_answers
 
-    confirming = args.known_seeds != DEV_SEEDS
+    confirming = set(args.known_seeds) != set(DEV_SEEDS)  # "17,7" is the development set too
     leave_out = DEV_SEEDS + args.leave_out_seeds if confirming else ()
     known, left_out = known_problems(args.known_seeds, args.per_template, leave_out)
     grid = [(int(k), float(t)) for k, t in (item.split(":") for item in args.grid.split(","))]
