@@ -3,8 +3,8 @@ round 2's fine-tuning), during GRPO — run it again, and it must end with every
 and every trained model byte-identical to an uninterrupted run's.
 
 The recipe has the quickstart's shape at a size that runs in about a minute of CPU: built-in
-one-step templates, a 2-layer tiny Llama, 120 SFT steps, 2 self-training rounds of 10 steps on 16
-problems, 8 GRPO steps on 8 problems, a greedy evaluation after each. The kill waits for a
+one-step templates, a 2-layer tiny Llama, 120 SFT steps, 2 self-training rounds of 16 steps on 16
+problems, 12 GRPO steps on 8 problems, a greedy evaluation after each. The kill waits for a
 checkpoint inside a later epoch than the first (where the batch order is drawn afresh), then a
 fraction of a second more, so it may also cut the next checkpoint short.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-SFT_STEPS, ROUND_STEPS, GRPO_STEPS = 120, 10, 8
+SFT_STEPS, ROUND_STEPS, GRPO_STEPS = 120, 16, 12
 RECIPE = {
     "name": "resume-training",
     "seed": 0,
@@ -30,7 +30,7 @@ RECIPE = {
         {"name": "practice_problems", "kind": "problems", "source": "builtin", "max_steps": 1, "n_per_template": 8,
          "limit": 16},
         {"name": "grpo_problems", "kind": "problems", "source": "builtin", "max_steps": 1, "n_per_template": 8,
-         "limit": 8},  # 4 GRPO steps an epoch: the kill lands in the second epoch
+         "limit": 8},  # 4 GRPO steps an epoch: the kill lands in the second of three
         {"name": "heldout", "kind": "problems", "source": "builtin", "max_steps": 1, "n_per_template": 2, "seed": 1,
          "limit": 24, "exclude": ["train_problems"]},
         {"name": "tiny", "kind": "tiny_model", "corpus": ["train_problems"],
@@ -54,9 +54,11 @@ RECIPE = {
 # (stage, the checkpoint that shows it is partway, the file that shows it finished)
 KILL_POINTS = {
     "sft": ("sft/model/checkpoints/checkpoint-63", "sft/model/manifest.json"),  # 5 steps an epoch: inside the 13th
-    "self_train": ("self_train/model/round-2/checkpoints/checkpoint-8",  # about 6 steps an epoch: inside the 2nd
+    # about 6 steps an epoch: inside the 2nd; 8 steps still to run, so a fast machine cannot finish
+    # the round in the fraction of a second before the kill (CI did with 2 left)
+    "self_train": ("self_train/model/round-2/checkpoints/checkpoint-8",
                    "self_train/model/round-2/manifest.json"),
-    "grpo": ("grpo/model/checkpoints/checkpoint-6", "grpo/model/manifest.json"),  # inside the 2nd epoch
+    "grpo": ("grpo/model/checkpoints/checkpoint-6", "grpo/model/manifest.json"),  # inside the 2nd epoch, 6 to go
 }
 
 
