@@ -58,7 +58,8 @@ def running(command: list[str], log: Path, port: int) -> Iterator[str]:
 
 def llama_cpp_server(gguf: Path, log: Path, threads: int = 2, ctx: int = 2048):
     port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2",
+    launcher = Path(__file__).with_name("llama_cpp_no_repack.py")  # why: see that file
+    command = [sys.executable, str(launcher), "--model", str(gguf), "--model_alias", "smollm2",
                "--n_threads", str(threads), "--n_ctx", str(ctx), "--host", "127.0.0.1", "--port", str(port)]
     return running(command, log, port)
 
