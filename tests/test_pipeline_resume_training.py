@@ -3,7 +3,7 @@ round 2's fine-tuning), during GRPO — run it again, and it must end with every
 and every trained model byte-identical to an uninterrupted run's.
 
 The recipe has the quickstart's shape at a size that runs in about a minute of CPU: built-in
-one-step templates, a 2-layer tiny Llama, 120 SFT steps, 2 self-training rounds of 16 steps on 16
+one-step templates, a 2-layer tiny Llama, 120 SFT steps, 2 self-training rounds of 24 steps on 16
 problems, 12 GRPO steps on 8 problems, a greedy evaluation after each. The kill waits for a
 checkpoint inside a later epoch than the first (where the batch order is drawn afresh), then a
 fraction of a second more, so it may also cut the next checkpoint short.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-SFT_STEPS, ROUND_STEPS, GRPO_STEPS = 120, 16, 12
+SFT_STEPS, ROUND_STEPS, GRPO_STEPS = 120, 24, 12
 RECIPE = {
     "name": "resume-training",
     "seed": 0,
@@ -54,7 +54,7 @@ RECIPE = {
 # (stage, the checkpoint that shows it is partway, the file that shows it finished)
 KILL_POINTS = {
     "sft": ("sft/model/checkpoints/checkpoint-63", "sft/model/manifest.json"),  # 5 steps an epoch: inside the 13th
-    # about 6 steps an epoch: inside the 2nd; 8 steps still to run, so a fast machine cannot finish
+    # about 6 steps an epoch: inside the 2nd; 16 steps still to run, so a fast machine cannot finish
     # the round in the fraction of a second before the kill (CI did with 2 left)
     "self_train": ("self_train/model/round-2/checkpoints/checkpoint-8",
                    "self_train/model/round-2/manifest.json"),
