@@ -27,7 +27,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-DEV_SEEDS = (7, 17)  # the agreement step's development problems; other seeds are confirmation sets
+# The agreement step's problems: these seeds pooled, less the sets of sessions 9 and 10 (seeds 7, 8,
+# 9, 17: looked at already), split by question into a development and a confirmation half.
+KNOWN_SEEDS, LOOKED_AT_SEEDS = (21, 22, 23, 24), (7, 8, 9, 17)
 
 
 def templates():
@@ -120,6 +122,19 @@ def known_problems(seeds, per_template, leave_out_seeds=()) -> tuple[list, int]:
     return fresh, len(drawn) - len(fresh)
 
 
+def half_of(problems, half: str) -> list:
+    """The development or the confirmation half of `problems`, split by a hash of each question, so
+    both halves are drawn from one distribution (the same mix of templates)."""
+    import hashlib
+
+    from reasonloop.text import normalize_question
+
+    def confirming(problem) -> bool:
+        return hashlib.sha256(normalize_question(problem.question).encode()).digest()[0] % 2 == 1
+
+    return [p for p in problems if confirming(p) == (half == "confirmation")]
+
+
 def choose_rule(rows: list[dict]) -> dict | None:
     """The pre-set choice on the development set: of the (k, temperature, threshold) whose precision
     minus two standard errors is still >= 90%, the one accepting the most right answers (ties: smaller
@@ -137,9 +152,8 @@ def choose_rule(rows: list[dict]) -> dict | None:
 def step_agreement(out: Path, args) -> dict:
     from reasonloop.sources.synth.agreement import AgreementSettings, agreement_report, sample_answers
 
-    confirming = set(args.known_seeds) != set(DEV_SEEDS)  # "17,7" is the development set too
-    leave_out = DEV_SEEDS + args.leave_out_seeds if confirming else ()
-    known, left_out = known_problems(args.known_seeds, args.per_template, leave_out)
+    pool, left_out = known_problems(args.known_seeds, args.per_template, args.leave_out_seeds)
+    known = half_of(pool, args.half)
     grid = [(int(k), float(t)) for k, t in (item.split(":") for item in args.grid.split(","))]
     runs, rows = [], []
     for k, temperature in grid:
@@ -153,9 +167,9 @@ def step_agreement(out: Path, args) -> dict:
         runs.append({"k": k, "temperature": temperature, "seconds": round(time.perf_counter() - started, 1),
                      "by_threshold": reports})
         print(f"agreement k={k} T={temperature}: {runs[-1]['seconds']} s", flush=True)
-    result = {"set": "confirmation" if confirming else "development", "seeds": args.known_seeds,
-              "problems": len(known), "left_out_seen_or_repeated": left_out, "runs": runs}
-    if not confirming:
+    result = {"set": args.half, "seeds": args.known_seeds, "leave_out_seeds": args.leave_out_seeds,
+              "pool": len(pool), "problems": len(known), "left_out_seen_or_repeated": left_out, "runs": runs}
+    if args.half == "development":
         result["chosen"] = choose_rule(rows)
     return result
 
@@ -223,14 +237,16 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--k", type=int, default=8, help="qft, qpo: solutions per question for the agreement rule")
-    parser.add_argument("--grid", default="16:0.8,16:1.0,16:1.2,32:1.0,32:1.2",
+    parser.add_argument("--grid", default="16:1.2,32:1.0,32:1.2,32:1.4",
                         help="agreement step: the k:temperature settings measured, comma-separated")
-    parser.add_argument("--known-seeds", type=seeds, default=DEV_SEEDS, help="agreement step: seeds of the known-answer "
-                        f"problems ({','.join(map(str, DEV_SEEDS))}: development, where the rule is chosen; others: a "
-                        "confirmation set, without the development questions)")
-    parser.add_argument("--leave-out-seeds", type=seeds, default=(), help="agreement step, confirmation: also leave out "
-                        "these seeds' questions (sets already looked at)")
-    parser.add_argument("--per-template", type=int, default=10, help="agreement step: problems per template and seed")
+    parser.add_argument("--known-seeds", type=seeds, default=KNOWN_SEEDS,
+                        help="agreement step: seeds of the known-answer problems, pooled")
+    parser.add_argument("--leave-out-seeds", type=seeds, default=LOOKED_AT_SEEDS,
+                        help="agreement step: leave out these seeds' questions (sets already looked at)")
+    parser.add_argument("--half", choices=("development", "confirmation"), default="development",
+                        help="agreement step: which half of the pooled problems (split by question) to measure; "
+                        "the rule is chosen on the development half")
+    parser.add_argument("--per-template", type=int, default=25, help="agreement step: problems per template and seed")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bt-steps", type=int, default=200)
     parser.add_argument("--bt-per-template", type=int, default=10)
