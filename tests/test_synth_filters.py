@@ -171,3 +171,26 @@ def test_cli_lists_the_synth_commands_and_refuses_a_bad_eval_set():
     bad = runner.invoke(app, ["synth", "generate", "--writer", "w", "--solver", "s", "-o", "x.jsonl",
                               "--eval-set", "no-equals-sign"])
     assert bad.exit_code != 0 and "--eval-set takes NAME=PATH" in str(bad.exception)
+
+
+def test_cli_generate_passes_the_agreement_settings_to_the_filter_chain(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from reasonloop.cli import app
+    from reasonloop.sources.synth import chain, qft
+    from reasonloop.sources.synth.qft import Drawn
+
+    seen = {}
+
+    def fake_filter(candidates, solver, settings, **_):
+        seen["agreement"] = settings.agreement
+        return [], []
+
+    monkeypatch.setattr(qft, "generate_questions", lambda *a, **kw: Drawn([], {"sampled": 0}))
+    monkeypatch.setattr(chain, "filter_questions", fake_filter)
+    result = CliRunner().invoke(app, ["synth", "generate", "--writer", "w", "--solver", "s", "-o",
+                                      str(tmp_path / "kept.jsonl"), "--k", "32", "--solver-temperature", "1.4",
+                                      "--threshold", "0.65625"])
+    assert result.exit_code == 0, result.output
+    got = seen["agreement"]
+    assert (got.k, got.temperature, got.threshold) == (32, 1.4, 0.65625)
