@@ -184,10 +184,40 @@ def step_backtranslate(out: Path, args) -> dict:
     sft = SFTSettings(learning_rate=0.003, batch_size=24, max_steps=args.bt_steps, adam_beta2=0.95)
     started = time.perf_counter()
     result = backtranslate(out / "solver", out / "solver", train, solutions, out / "bt",
-                           BTSettings(rounds=args.rounds, samples=2, batch_size=args.batch_size, sft=sft))
+                           BTSettings(rounds=args.rounds, samples=args.bt_samples, batch_size=args.batch_size, sft=sft))
     return {"train_pairs": len(train), "solutions": len(solutions), "rounds": [r.to_dict() for r in result.rounds],
             "kept_examples": [(p.question, p.answer) for p in result.kept[:5]],
-            "seconds": round(time.perf_counter() - started, 1)}
+            "seconds": round(time.perf_counter() - started, 1),
+            "solver_on_kept_pairs": solver_trained_on(result.kept, out, held_t, solutions, args)}
+
+
+def greedy_correct(model: Path, problems: list) -> list[bool]:
+    from reasonloop.prompts import load_prompt_format
+    from reasonloop.search import SolveSettings
+    from reasonloop.solve import GeneratorSpec, solve
+
+    settings = SolveSettings(strategy="greedy", max_new_tokens=160, batch_size=64)
+    return solve(problems, GeneratorSpec(str(model)), settings, prompt_format=load_prompt_format(model)).correct()
+
+
+def solver_trained_on(kept: list, out: Path, held_t, solutions, args) -> dict:
+    """The solver fine-tuned on the kept (generated question, solution) pairs against the same solver
+    before, greedy, on fresh problems of the held-back templates (none of the translated solutions)."""
+    from reasonloop.stats import mcnemar
+    from reasonloop.text import normalize_question
+    from reasonloop.train.sft import SFTSettings, train_sft
+
+    if not kept:
+        return {"skipped": "no pairs kept"}
+    translated = {normalize_question(p.question) for p in solutions}
+    fresh = [p for p in problems(held_t, 25, 6) if normalize_question(p.question) not in translated]
+    steps = 20
+    trained = train_sft(out / "solver", kept, out / "bt" / "solver-on-kept",
+                        SFTSettings(learning_rate=1e-3, batch_size=min(len(kept), 24), max_steps=steps))
+    before, after = greedy_correct(out / "solver", fresh), greedy_correct(trained, fresh)
+    test = mcnemar(after, before)
+    return {"pairs": len(kept), "sft_steps": steps, "problems": len(fresh), "before": sum(before) / len(fresh),
+            "after": sum(after) / len(fresh), "after_only": test.only_a, "before_only": test.only_b, "p": test.p_value}
 
 
 def step_qpo(out: Path, args) -> dict:
@@ -250,6 +280,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bt-steps", type=int, default=200)
     parser.add_argument("--bt-per-template", type=int, default=10)
+    parser.add_argument("--bt-samples", type=int, default=2, help="backtranslate: questions written per solution")
     parser.add_argument("--pairs", type=int, default=512)
     parser.add_argument("--qpo-steps", type=int, default=60)
     parser.add_argument("--qpo-lr", type=float, default=5e-5)
