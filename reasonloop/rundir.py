@@ -39,6 +39,7 @@ TRAIN_LOG = "train_log.jsonl"
 CACHE_DIR = "cache"
 TREES = "trees.jsonl"  # search strategies: {"problem_id": ..., "tree": {...}} per searched problem
 
+SYNTHESIZE_KIND = "synthesize"  # a synthesize stage's directory: kept problems with provenance, no metrics
 MANIFEST_KEYS = ("format_version", "reasonloop_version", "kind", "suite", "model", "model_fingerprint",
                  "verifier_version", "strategy", "sampling", "seed", "created", "packages", "config")
 REQUIRED_METRICS = ("suite", "n_problems", "n_samples", "accuracy", "accuracy_ci95", "pass_at_k", "maj_at_k",

@@ -6,6 +6,7 @@ browser console log, clicks and waits in a few readable lines, and needs no extr
 loop or websocket code here.
 """
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -62,9 +63,14 @@ def report_file(runs, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def page(report_file, tmp_path_factory):
     """A headless Chromium showing the report of both runs."""
+    with chromium_showing(report_file, tmp_path_factory.mktemp("browser")) as driver:
+        yield driver
+
+
+@contextlib.contextmanager
+def chromium_showing(report_file: Path, workdir: Path):
     from selenium.webdriver.chrome.service import Service
 
-    workdir = tmp_path_factory.mktemp("browser")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={workdir / 'profile'}"):
@@ -254,3 +260,25 @@ def test_comparison_shows_the_numbers_of_the_run_files(page, report_file, shared
         assert console_errors(page) == []
     finally:
         page.get(report_file.as_uri())
+
+
+def test_synthesized_problems_show_their_provenance(tmp_path):
+    """A synthesize stage's directory (kept problems, no samples): one row per problem, and the
+    detail names the method, the writer and each filter's verdict."""
+    from reasonloop.records import Problem, write_records
+    from reasonloop.rundir import SYNTHESIZE_KIND, make_manifest, write_manifest
+
+    synth = {"method": "qft", "generator": "sha256:writer", "filters": {"format": "pass", "solvability": "agreed"}}
+    kept = [Problem(question=f"Ann has {n} pens and buys 3 more. How many pens?", answer=str(n + 3),
+                    meta={"synth": synth}) for n in (4, 5)]
+    run_dir = tmp_path / "synthesize"
+    write_records(run_dir / "problems.jsonl", kept)
+    write_manifest(run_dir, make_manifest(kind=SYNTHESIZE_KIND, model="qft-writer"))
+    build_report([run_dir], tmp_path / "report.html")
+    with chromium_showing(tmp_path / "report.html", tmp_path / "browser") as driver:
+        assert driver.find_element(By.ID, "match-count").get_attribute("data-count") == "2"
+        driver.find_element(By.CSS_SELECTOR, '#trace-table tbody tr[data-row="1"]').click()
+        detail = driver.find_element(By.ID, "trace-detail").text
+        assert "Ann has 5 pens" in detail
+        assert "Provenance: method qft · generator sha256:writer · filters: format pass, solvability agreed" in detail
+        assert console_errors(driver) == []

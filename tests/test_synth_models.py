@@ -4,6 +4,8 @@ with TRL's DPOTrainer; one back-translation round reports its counts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 
 import pytest
@@ -106,6 +108,7 @@ def synth_recipe(n_questions: int) -> dict:
         {"name": "qft", "kind": "qft", "model": "tiny", "problems": "train", "settings": quick},
         {"name": "synthesize", "kind": "synthesize", "writer": "qft", "solver": "tiny", "n": n_questions, "k": 2,
          "eval_sets": ["train"]},
+        {"name": "report", "kind": "report", "runs": ["synthesize"]},
     ]}
 
 
@@ -128,6 +131,27 @@ def test_synthesize_stage_writes_kept_problems_with_provenance_and_counts(proble
     (kept,) = load(output.path, Problem)
     assert kept.question == fresh and kept.answer == "39" and kept.meta["synth"]["method"] == "qft"
     assert set(kept.meta["synth"]["filters"]) == {"format", "dedup", "solvability", "difficulty", "decontaminate"}
+    assert_report_shows_provenance(result, kept)
+
+
+def assert_report_shows_provenance(result, kept):
+    """The report stage shows the synthesize stage's directory as a run: one row per kept problem
+    (no samples) whose detail carries the provenance, and no notice about missing metrics."""
+    from reasonloop.report.build import build_report, trace_payload
+
+    assert (Path(result.outputs["report"].path)).is_file()
+    report = build_report([Path(result.outputs["synthesize"].path).parent])
+    (run,) = report.runs
+    assert run.manifest["kind"] == "synthesize" and run.manifest["filters"]["format"]["kept"] == 3
+    assert report.notices == []
+    payload = trace_payload(0, run)
+    (problem,) = payload["problems"]
+    assert problem[0] == kept.id
+    assert problem[5].startswith("method qft · generator sha256:w · ")
+    assert "filters: format pass, dedup " in problem[5] and "decontaminate " in problem[5]
+    (row,) = payload["rows"]
+    assert row[4] == "unverified" and row[7] == "no samples"
+    assert "method qft" in report.html
 
 
 def test_synthesize_stage_stops_with_counts_when_nothing_is_usable(tmp_path):

@@ -334,20 +334,21 @@ def trace_payload(index: int, run: RunData) -> dict[str, Any]:
     problems, rows, trees = [], [], {}
     for number, trace in enumerate(run.traces):
         problem = trace.problem
-        problems.append([problem.id, problem.question, problem.answer, problem.solution or "", problem.source])
+        problems.append([problem.id, problem.question, problem.answer, problem.solution or "", problem.source,
+                         provenance_text(problem.meta)])
         if trace.tree is not None:
             trees[str(number)] = trace.tree
-        for attempt, verdict in pair_samples(trace):
+        for attempt, verdict in pair_samples(trace) or [(None, None)]:  # a problem without samples: one row
             prompt = prompts.setdefault(attempt.prompt, len(prompts)) if attempt else -1
             rows.append([
                 number,
-                attempt.sample_index if attempt else verdict.sample_index,
+                attempt.sample_index if attempt else verdict.sample_index if verdict else None,
                 prompt,
                 attempt.completion if attempt else "",
                 verdict.status if verdict else UNVERIFIED,
                 verdict.extracted if verdict else None,
                 verdict.reference if verdict and verdict.reference is not None else problem.answer,
-                verdict.reason if verdict else "no verdict for this attempt",
+                verdict.reason if verdict else "no verdict for this attempt" if attempt else "no samples",
                 verdict.verifier if verdict else "",
                 attempt.tokens if attempt else None,
                 attempt.finish_reason if attempt else None,
@@ -357,6 +358,19 @@ def trace_payload(index: int, run: RunData) -> dict[str, Any]:
             ])
     return {"name": run.name, "color": run_color(index), "problems": problems, "prompts": list(prompts),
             "rows": rows, "trees": trees}
+
+
+def provenance_text(meta: dict[str, Any]) -> str:
+    """A synthesized problem's provenance (`meta.synth`: method, generator, filter verdicts...) on one
+    line; "" for other problems."""
+    synth = meta.get("synth")
+    if not isinstance(synth, dict):
+        return ""
+    parts = [f"{key} {describe_value(value)}" for key, value in synth.items() if key != "filters"]
+    filters = synth.get("filters")
+    if isinstance(filters, dict) and filters:
+        parts.append("filters: " + ", ".join(f"{name} {describe_value(verdict)}" for name, verdict in filters.items()))
+    return " · ".join(parts)
 
 
 def pair_samples(trace: Trace) -> list[tuple[Any, Any]]:

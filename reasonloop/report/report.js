@@ -120,6 +120,7 @@
     panel.replaceChildren(...[
       el("h3", {}, "Problem " + problem[0]),
       field("Source", problem[4]),
+      field("Provenance", problem[5]),
       el("pre", { className: "question" }, problem[1]),
       field("Reference answer", problem[2]),
       problem[3] ? el("details", {}, el("summary", {}, "Reference solution"), el("pre", {}, problem[3])) : null,

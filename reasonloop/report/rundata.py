@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonloop.rundir import Run, read_run
+from reasonloop.rundir import SYNTHESIZE_KIND, Run, read_run
 from reasonloop.records import Trace, iter_jsonl_rows
 
 TREES = "trees.jsonl"
@@ -53,7 +53,8 @@ def load_run(path: str | Path, name: str | None = None) -> RunData:
     """Load a run directory; raises `RunFormatError` (a user error) only if it is not one."""
     run = read_run(path)
     notices = list(run.warnings)
-    if is_training_kind(run.manifest.get("kind")) and run.metrics is None:  # trainers write no metrics.json
+    kind = run.manifest.get("kind")
+    if (is_training_kind(kind) or kind == SYNTHESIZE_KIND) and run.metrics is None:  # these write no metrics.json
         notices = [notice for notice in notices if not notice.endswith(": no metrics file")]
     data = RunData(name=name or run.name, path=run.path, manifest=run.manifest, metrics=run.metrics or {},
                    traces=run.traces(), train_log=numeric_train_log(run.train_log), notices=notices)

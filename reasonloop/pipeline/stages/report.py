@@ -15,10 +15,11 @@ from reasonloop.pipeline.contract import StageConfig, StageOutput, fingerprint_p
 class ReportStage(StageConfig):
     """The offline HTML report over evaluation runs (and training logs)."""
 
-    refs: ClassVar = {"runs": ("eval", "model")}
+    refs: ClassVar = {"runs": ("eval", "model", "problems")}
     produces: ClassVar = "report"
 
-    runs: list[str] = Field(description="Evaluate stages (and training stages, for their curves).")
+    runs: list[str] = Field(description="Evaluate stages (and training stages, for their curves; synthesize "
+                                        "stages, for their kept problems' provenance).")
     title: str | None = Field(None, description="Report title (default: the recipe name).")
 
     def run(self, ctx, inputs, out_dir, seed):
@@ -36,6 +37,8 @@ def report_run_dirs(outputs: list[StageOutput]) -> list[Path]:
     found = []
     for output in outputs:
         root = Path(output.path)
+        if root.is_file():  # a problems stage writes a file; a synthesize stage's directory is a run
+            root = root.parent
         if output.kind == "eval":
             found += [root / name for name in output.meta.get("runs", [])]
         elif (root / "manifest.json").is_file():

@@ -125,4 +125,16 @@ class SynthesizeStage(AgreementFields):
             ctx.log(f"  {result.summary()}")
         output = write_problems(out_dir / "problems.jsonl", kept)
         output.meta.update({"sampled": drawn.counts, "filters": {r.name: r.counts for r in results}})
+        write_report_manifest(out_dir, self, inputs, seed, output.meta)
         return output
+
+
+def write_report_manifest(out_dir: Path, stage: SynthesizeStage, inputs: dict[str, Any], seed: int,
+                          counts: dict[str, Any]) -> None:
+    """Make the stage's directory a run directory, so `reasonloop report` (and the report stage) shows
+    the kept problems with their provenance and the filter counts."""
+    from reasonloop.rundir import SYNTHESIZE_KIND, make_manifest, write_manifest
+
+    write_manifest(out_dir, make_manifest(kind=SYNTHESIZE_KIND, model=str(inputs["writer"].path), seed=seed,
+                                          config=stage.model_dump(mode="json"), solver=str(inputs["solver"].path),
+                                          **counts))
