@@ -77,11 +77,16 @@ DPO = DPOSettings(learning_rate=5e-4, batch_size=8, beta=0.1, k=4, max_steps=30,
 # Floors: below the worst of the three seeds (docs/results.md, "CI learning checks").
 # Seeds 0, 1, 2 (seventh session): SFT 36.5 / 28.0 / 33.0%; self-training +4.0 / +1.5 / +1.5 points;
 # GRPO reward rise over its frozen twin +0.090 / +0.047 / +0.031, held-out -1.5 / -2.0 / -0.5 points;
-# DPO margin +3.44 / +2.78 / +4.26 nats.
+# DPO margin +3.44 / +2.78 / +4.26 nats. On another CPU kind (session 12, AMX, other float kernels):
+# SFT 36.0 / 30.5 / 32.5%; self-training +1.5 / +2.5 / +4.0; GRPO beyond its twin +0.121 / +0.070 /
+# +0.027, held-out -3.0 / -3.5 / +1.5; DPO +0.98 / +2.74 / +2.06 nats.
 SFT_FLOOR = 0.20  # held-out accuracy
 SELF_TRAINING_FLOOR = 0.01  # held-out gain over the SFT start
 GRPO_RISE_FLOOR = 0.02  # training-reward rise (last visit minus first) beyond the frozen run's, same seed
-GRPO_MAX_DROP = 0.02  # held-out accuracy lost against the SFT start
+# Held-out accuracy GRPO may lose against the SFT start. On 200 problems, if 1 in 8 changes its outcome,
+# the paired change's sd is ~2.5 points: -2 (the worst seed on one CPU, the first floor) failed on another
+# CPU at -3.0 and -3.5 while the reward rose. 5 points is about two sd; lr 5e-4 lost 5.5.
+GRPO_MAX_DROP = 0.05
 DPO_MARGIN_FLOOR = 0.5  # mean held-out preference margin, nats
 
 
@@ -94,7 +99,7 @@ def self_training_passes(gain: float) -> bool:
 
 
 def grpo_passes(rise: float, heldout_change: float) -> bool:
-    return rise >= GRPO_RISE_FLOOR and round(heldout_change, 9) >= -GRPO_MAX_DROP  # exactly -2 points passes
+    return rise >= GRPO_RISE_FLOOR and round(heldout_change, 9) >= -GRPO_MAX_DROP  # exactly -5 points passes
 
 
 def dpo_passes(margin: float) -> bool:
