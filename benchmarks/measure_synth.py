@@ -188,23 +188,15 @@ def step_backtranslate(out: Path, args) -> dict:
     return {"train_pairs": len(train), "solutions": len(solutions), "rounds": [r.to_dict() for r in result.rounds],
             "kept_examples": [(p.question, p.answer) for p in result.kept[:5]],
             "seconds": round(time.perf_counter() - started, 1),
-            "solver_on_kept_pairs": solver_trained_on(result.kept, out, held_t, solutions, args)}
+            "solver_on_kept_pairs": solver_trained_on(result.kept, out, held_t, solutions)}
 
 
-def greedy_correct(model: Path, problems: list) -> list[bool]:
-    from reasonloop.prompts import load_prompt_format
-    from reasonloop.search import SolveSettings
-    from reasonloop.solve import GeneratorSpec, solve
-
-    settings = SolveSettings(strategy="greedy", max_new_tokens=160, batch_size=64)
-    return solve(problems, GeneratorSpec(str(model)), settings, prompt_format=load_prompt_format(model)).correct()
-
-
-def solver_trained_on(kept: list, out: Path, held_t, solutions, args) -> dict:
+def solver_trained_on(kept: list, out: Path, held_t, solutions) -> dict:
     """The solver fine-tuned on the kept (generated question, solution) pairs against the same solver
     before, greedy, on fresh problems of the held-back templates (none of the translated solutions)."""
     from reasonloop.stats import mcnemar
     from reasonloop.text import normalize_question
+    from reasonloop.train.heldout import evaluate_accuracy
     from reasonloop.train.sft import SFTSettings, train_sft
 
     if not kept:
@@ -214,7 +206,7 @@ def solver_trained_on(kept: list, out: Path, held_t, solutions, args) -> dict:
     steps = 20
     trained = train_sft(out / "solver", kept, out / "bt" / "solver-on-kept",
                         SFTSettings(learning_rate=1e-3, batch_size=min(len(kept), 24), max_steps=steps))
-    before, after = greedy_correct(out / "solver", fresh), greedy_correct(trained, fresh)
+    before, after = (evaluate_accuracy(model, fresh, max_new_tokens=160).correct for model in (out / "solver", trained))
     test = mcnemar(after, before)
     return {"pairs": len(kept), "sft_steps": steps, "problems": len(fresh), "before": sum(before) / len(fresh),
             "after": sum(after) / len(fresh), "after_only": test.only_a, "before_only": test.only_b, "p": test.p_value}

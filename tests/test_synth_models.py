@@ -4,9 +4,8 @@ with TRL's DPOTrainer; one back-translation round reports its counts."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import pytest
 

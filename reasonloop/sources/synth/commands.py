@@ -59,7 +59,7 @@ def generate(
     k: int = typer.Option(8, "--k", min=1, help="Solutions sampled per question for agreement."),
     threshold: float = typer.Option(0.6, "--threshold", help="Majority share of the k samples needed."),
     solver_temperature: float = typer.Option(0.8, "--solver-temperature", help="Sampling temperature of the k "
-                                             "solutions (docs/synthesis.md: k 32, 1.4, threshold 0.65 was "
+                                             "solutions (docs/synthesis.md: k 32, 1.4, threshold 21/32 was "
                                              "confirmed at 95% precision)."),
     min_pass: float = typer.Option(0.0, "--min-pass", help="Difficulty band: lowest pass rate kept."),
     max_pass: float = typer.Option(1.0, "--max-pass", help="Difficulty band: highest pass rate kept."),
