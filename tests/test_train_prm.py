@@ -95,3 +95,33 @@ def test_train_prm_is_registered_and_runs_end_to_end(tiny_pair, tmp_path):
     labels = [json.loads(line) for line in (tmp_path / "orm" / "labels.jsonl").read_text().splitlines()]
     assert len(labels) == 6 and all(len(row["hard"]) == len(row["steps"]) for row in labels if not row["error"])
     assert RewardModel.load(result.model_dir).kind == "orm"
+
+
+def test_swap_labels_mark_steps_bad_from_the_swapped_operand_on():
+    from dataclasses import replace
+
+    from reasonloop.records import Problem
+    from reasonloop.sources.templates import builtin_templates, generate_problems
+    from reasonloop.train.prm import PRMSettings, swap_labels
+    from reasonloop.verify.extract import extract_answer
+
+    fmt = replace(PLAIN_FORMAT, calculator=True)
+    problems = generate_problems(builtin_templates(max_steps=3), per_template=1, seed=6)
+    no_solution = Problem(question="What is 2 + 3?", answer="5")
+    labels = swap_labels(problems + [no_solution], fmt, 3, seed=0)
+    gold = {item.problem_id: item for item in labels if item.outcome}
+    swapped = [item for item in labels if not item.outcome]
+    assert len(gold) == len(problems) and no_solution.id not in {item.problem_id for item in labels}
+    assert all(item.hard == [1] * len(item.steps) for item in gold.values())
+    assert len(swapped) > len(problems)  # most templates give several distinct swaps
+    answers = {p.id: p.answer for p in problems}
+    for item in swapped:
+        original = gold[item.problem_id].steps
+        first = next(i for i, (a, b) in enumerate(zip(original, item.steps)) if a != b)
+        assert item.hard == [1] * first + [0] * (len(item.steps) - first) and item.soft == [float(h) for h in item.hard]
+        assert extract_answer("".join(item.steps)) != answers[item.problem_id]
+    per_problem = [sum(item.problem_id == p.id for item in swapped) for p in problems]
+    assert max(per_problem) <= 3
+    assert len({"".join(item.steps) for item in swapped}) == len(swapped)
+    with pytest.raises(ValueError, match="swaps"):
+        PRMSettings(swaps=-1)

@@ -8,6 +8,13 @@ Labels (Math-Shepherd, Wang et al. 2024), all on the one solve path:
 3. a step's hard label is 1 when any continuation verifies, its soft label the share that
    do; the last step's label is the solution's own verdict.
 
+Extra data (optional, `swaps`): gold template solutions and copies with one operand swapped for
+another question number and every later step recomputed (`evaluate.processbench.corrupt`): each
+step still computes, the solution is wrong from the changed step on. Gold steps are labelled 1,
+a corrupted copy's steps 1 before the change and 0 from it on. These are the wrong-operand errors
+the tiny generator makes and Math-Shepherd's sampled labels hold too few of; the ProcessBench-
+style benchmark is built the same way, so a PRM trained with swaps is not scored on it.
+
 Training: the model with a two-class token head (`AutoModelForTokenClassification`),
 trained by transformers' `Trainer` with cross-entropy at the last token of each step
 (`reward.step_positions`; every other token is -100). The PRM learns every step's hard
@@ -22,12 +29,14 @@ kept in `labels.jsonl` but not trained on (the two-class head takes hard labels)
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from reasonloop.atomic import atomic_write_text
 from reasonloop.errors import ReasonloopError
+from reasonloop.prompts import PromptFormat
 from reasonloop.records import Problem
 from reasonloop.search import SolveSettings
 from reasonloop.search.reward import REWARD_FILE, step_positions
@@ -50,6 +59,8 @@ class PRMSettings(common.TrainSettings):
         temperature, max_new_tokens: sampling of solutions and continuations.
         sample_batch_size: problems per generation batch.
         max_length: tokens of prompt + solution kept (from the end).
+        swaps: operand-swapped copies of each problem's gold solution added to the PRM's data
+            (with the gold solution itself); 0 trains on Math-Shepherd labels alone.
     """
 
     kind: str = "prm"
@@ -63,11 +74,14 @@ class PRMSettings(common.TrainSettings):
     batch_size: int = 16
     epochs: float = 2.0
     lora: bool | str = False
+    swaps: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.kind not in ("prm", "orm"):
             raise ValueError(f"PRMSettings.kind must be 'prm' or 'orm', got {self.kind!r}")
+        if self.swaps < 0:
+            raise ValueError(f"PRMSettings.swaps must be >= 0, got {self.swaps}")
         for name in ("solutions", "completions", "max_new_tokens", "sample_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PRMSettings.{name} must be >= 1, got {getattr(self, name)}")
@@ -110,6 +124,32 @@ def shepherd_labels(problems: Sequence[Problem], sampler: CachedSampler, setting
             continue
         item.soft = [shares[(id(item), i)] for i in range(len(item.steps) - 1)] + [float(item.outcome)]
         item.hard = [int(share > 0) for share in item.soft]
+    return labelled
+
+
+def swap_labels(problems: Sequence[Problem], fmt: PromptFormat, swaps: int, *, seed: int = 0) -> list[StepLabels]:
+    """Each problem's gold solution (every step 1) and up to `swaps` distinct operand-swapped copies
+    (steps 0 from the changed one on); problems without a calculator solution give nothing."""
+    from reasonloop.evaluate.processbench import CALL, corrupt
+
+    rng = random.Random(seed)
+    labelled = []
+    for problem in problems:
+        text = fmt.render_target(problem.solution, problem.answer) if problem.solution else ""
+        if not CALL.search(text):
+            continue
+        prompt, gold = fmt.render_prompt(problem.question), split_steps(text)
+        labelled.append(StepLabels(problem.id, prompt, gold, [1] * len(gold), [1.0] * len(gold), outcome=True))
+        seen = {text}
+        for _ in range(swaps):
+            wrong, _reason = corrupt(problem, text, rng)
+            if wrong is None or wrong in seen:
+                continue
+            seen.add(wrong)
+            steps = split_steps(wrong)
+            first = next((i for i, (a, b) in enumerate(zip(gold, steps)) if a != b), min(len(gold), len(steps)) - 1)
+            hard = [int(i < first) for i in range(len(steps))]
+            labelled.append(StepLabels(problem.id, prompt, steps, hard, [float(h) for h in hard], outcome=False))
     return labelled
 
 
@@ -173,6 +213,8 @@ def train_prm(model: str | Path, problems: Sequence[Problem], out_dir: str | Pat
                                    batch_size=settings.sample_batch_size)
     labels = shepherd_labels(problems, sampler, solve_settings, solutions=settings.solutions,
                              completions=settings.completions, caches=caches)
+    if settings.swaps:
+        labels += swap_labels(problems, load_prompt_format(model), settings.swaps, seed=settings.seed)
     write_labels(out_dir / LABELS_FILE, labels)
     rows = training_rows(labels, generator.tokenizer, settings.kind, settings.max_length)
     if not rows:
