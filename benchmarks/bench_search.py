@@ -69,8 +69,7 @@ def problem_sets(args):
     confirm = sample(fresh(confirm_seed, args.eval_per_template), args.eval_problems)
     measured = {p.question for p in dev + confirm}  # the reward models never train on a measured question
     label = [p for p in fresh(6 if args.model else 2, args.label_per_template) if p.question not in measured]
-    swap = [p for p in fresh(41, args.swap_per_template) if p.question not in measured] if args.swaps else []
-    return train, label, swap, dev, confirm
+    return train, label, dev, confirm
 
 
 def train_generators(train, args):
@@ -178,9 +177,9 @@ def main() -> None:
                                         "instead of training one")
     parser.add_argument("--second-model", help="MMA's second generator with --model (e.g. the quickstart's sft/model)")
     parser.add_argument("--prm-steps", type=int, default=400)
-    parser.add_argument("--swaps", type=int, default=0, help="operand-swapped copies of each gold solution added to the "
-                                                                 "PRM's data (train.prm.swap_labels); 0: Math-Shepherd labels alone")
-    parser.add_argument("--swap-per-template", type=int, default=60, help="problems per template (seed 41) for --swaps")
+    parser.add_argument("--swaps", type=int, default=0, help="wrong copies of each verified-correct labelled solution with an "
+                                                                 "operand swapped for another question number (train.prm.corrupted_labels)")
+    parser.add_argument("--slips", type=int, default=0, help="... with an operand replaced by a number not in the question")
     parser.add_argument("--confirm-seed", type=int, help="the confirmation set's seed (default 5 with --model, else 1)")
     parser.add_argument("--temperatures", default="0.6,0.8,1.0")
     parser.add_argument("--reuse", action="store_true", help="reuse OUT's generators and reward models if present")
@@ -195,8 +194,8 @@ def main() -> None:
         args.pass_k_n = 4
     OUT = Path(args.out)
     OUT.mkdir(parents=True, exist_ok=True)
-    train, label, swap, dev, confirm = problem_sets(args)
-    report("problems", {"sft": len(train), "label": len(label), "swap": len(swap), "dev": len(dev), "confirm": len(confirm)})
+    train, label, dev, confirm = problem_sets(args)
+    report("problems", {"sft": len(train), "label": len(label), "dev": len(dev), "confirm": len(confirm)})
     if args.model:
         from reasonloop.prompts import load_prompt_format
 
@@ -212,7 +211,7 @@ def main() -> None:
 
     from reasonloop.models import load_generator
     from reasonloop.search.reward import RewardModel, LOADED
-    from reasonloop.train.prm import PRMSettings, fit_reward_model, shepherd_labels, swap_labels, training_rows, write_labels
+    from reasonloop.train.prm import PRMSettings, fit_reward_model, shepherd_labels, corrupted_labels, training_rows, write_labels
 
     generator = load_generator(str(main_model), batch_size=256)
     caches = directory_caches(OUT / "cache")
@@ -229,11 +228,10 @@ def main() -> None:
     report("labels", {"solutions": len(labels), "with_steps": len(usable),
                       "steps": sum(len(i.steps) for i in usable), "good_steps": sum(sum(i.hard) for i in usable),
                       "correct_solutions": sum(i.outcome for i in usable)})
-    if args.swaps:
-        swapped = swap_labels(swap, fmt, args.swaps, seed=0)
-        report("swap_labels", {"solutions": len(swapped), "gold": sum(i.outcome for i in swapped),
-                               "swapped": sum(not i.outcome for i in swapped)})
-        labels += swapped
+    if args.swaps or args.slips:
+        copies = corrupted_labels(labels, label, args.swaps, slips=args.slips, seed=0)
+        report("corrupted_copies", {"solutions": len(copies), "steps": sum(len(i.steps) for i in copies)})
+        labels += copies
     write_labels(OUT / "labels.jsonl", labels)
     prm_settings = PRMSettings(max_steps=args.prm_steps, learning_rate=3e-4, batch_size=32, save_steps=10**6)
     models = {}

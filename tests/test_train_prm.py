@@ -97,31 +97,42 @@ def test_train_prm_is_registered_and_runs_end_to_end(tiny_pair, tmp_path):
     assert RewardModel.load(result.model_dir).kind == "orm"
 
 
-def test_swap_labels_mark_steps_bad_from_the_swapped_operand_on():
+def test_corrupted_copies_of_correct_solutions_are_wrong_from_the_changed_operand_on():
     from dataclasses import replace
 
-    from reasonloop.records import Problem
+    from reasonloop.search.steps import split_steps
     from reasonloop.sources.templates import builtin_templates, generate_problems
-    from reasonloop.train.prm import PRMSettings, swap_labels
+    from reasonloop.train.prm import PRMSettings, StepLabels, corrupted_labels
     from reasonloop.verify.extract import extract_answer
+    from reasonloop.verify.steps import NUMBER, check_steps
 
     fmt = replace(PLAIN_FORMAT, calculator=True)
     problems = generate_problems(builtin_templates(max_steps=3), per_template=1, seed=6)
-    no_solution = Problem(question="What is 2 + 3?", answer="5")
-    labels = swap_labels(problems + [no_solution], fmt, 3, seed=0)
-    gold = {item.problem_id: item for item in labels if item.outcome}
-    swapped = [item for item in labels if not item.outcome]
-    assert len(gold) == len(problems) and no_solution.id not in {item.problem_id for item in labels}
-    assert all(item.hard == [1] * len(item.steps) for item in gold.values())
+    right = {}
+    for p in problems:  # stand-ins for verified-correct samples: the template's own solution
+        steps = split_steps(fmt.render_target(p.solution, p.answer))
+        right[p.id] = StepLabels(p.id, fmt.render_prompt(p.question), steps, [1] * len(steps), outcome=True)
+    wrong_one = replace(right[problems[0].id], outcome=False)
+    failed = StepLabels(problems[1].id, "", [], error="the step splitter found no steps in this solution")
+    swapped = corrupted_labels([*right.values(), wrong_one, failed], problems, 3, seed=0)
     assert len(swapped) > len(problems)  # most templates give several distinct swaps
-    answers = {p.id: p.answer for p in problems}
+    assert {item.problem_id for item in swapped} <= set(right) and not any(item.outcome for item in swapped)
+    by_id = {p.id: p for p in problems}
     for item in swapped:
-        original = gold[item.problem_id].steps
+        original = right[item.problem_id].steps
         first = next(i for i, (a, b) in enumerate(zip(original, item.steps)) if a != b)
         assert item.hard == [1] * first + [0] * (len(item.steps) - first) and item.soft == [float(h) for h in item.hard]
-        assert extract_answer("".join(item.steps)) != answers[item.problem_id]
+        assert extract_answer("".join(item.steps)) != by_id[item.problem_id].answer
+        assert check_steps(by_id[item.problem_id].question, "".join(item.steps)).consistent  # a question number: unseen by the rule
     per_problem = [sum(item.problem_id == p.id for item in swapped) for p in problems]
-    assert max(per_problem) <= 3
+    assert max(per_problem) == 3  # the wrong and the failed solution add none (problem 0 would have 6)
     assert len({"".join(item.steps) for item in swapped}) == len(swapped)
-    with pytest.raises(ValueError, match="swaps"):
-        PRMSettings(swaps=-1)
+    slipped = corrupted_labels(list(right.values()), problems, 0, slips=2, seed=0)
+    assert len(slipped) > len(problems) // 2
+    for item in slipped:
+        first = item.hard.index(0)
+        assert item.hard == [1] * first + [0] * (len(item.steps) - first)
+        known = set(NUMBER.findall(by_id[item.problem_id].question + "".join(right[item.problem_id].steps)))
+        assert set(NUMBER.findall("".join(item.steps))) - known  # a number from nowhere
+    with pytest.raises(ValueError, match="slips"):
+        PRMSettings(slips=-1)

@@ -76,15 +76,18 @@ def build_benchmark(problems: Sequence[Problem], fmt: PromptFormat, *, seed: int
     return items, dropped
 
 
-def corrupt(problem: Problem, text: str, rng: random.Random) -> tuple[str | None, str]:
-    """`text` with one operand swapped for another question number and everything after recomputed."""
+def corrupt(problem: Problem, text: str, rng: random.Random, *, slip: bool = False) -> tuple[str | None, str]:
+    """`text` with one operand swapped for another question number and everything after recomputed.
+
+    With `slip`, the operand becomes a number in neither the question nor the solution (the
+    copying slip `verify.steps` flags) instead, and the step check is not asked."""
     calls = list(CALL.finditer(text))
     question_numbers = sorted({n for n in (as_number(t) for t in NUMBER.findall(problem.question)) if n is not None})
     targets = [(i, m) for i, call in enumerate(calls) for m in NUMBER.finditer(call.group(1))]
     rng.shuffle(targets)
     reason = "no other question number"
     for index, operand in targets:
-        for number in rng.sample(question_numbers, len(question_numbers)):
+        for number in slip_numbers(text, problem.question, operand.group(), rng) if slip else rng.sample(question_numbers, len(question_numbers)):
             if number == as_number(operand.group()):
                 continue
             result = recompute(text, calls, index, operand, number)
@@ -94,11 +97,22 @@ def corrupt(problem: Problem, text: str, rng: random.Random) -> tuple[str | None
             if final is None or as_number(final) == as_number(problem.answer):
                 reason = "answer unchanged"
                 continue
-            if not check_steps(problem.question, result).consistent:
+            if not slip and not check_steps(problem.question, result).consistent:
                 reason = "step check flags it"
                 continue
             return result, ""
     return None, reason
+
+
+def slip_numbers(text: str, question: str, operand: str, rng: random.Random, count: int = 4) -> list[Fraction]:
+    """Up to `count` whole numbers near `operand` (within a factor of two) that appear nowhere in the question or `text`."""
+    value = as_number(operand)
+    if value is None or value.denominator != 1:
+        return []
+    present = {as_number(t) for t in NUMBER.findall(question + " " + text)}
+    low, high = max(2, int(value) // 2), max(9, int(value) * 2)
+    pool = [n for n in range(low, high + 1) if Fraction(n) not in present]
+    return [Fraction(n) for n in rng.sample(pool, min(count, len(pool)))]
 
 
 def recompute(text: str, calls: list[re.Match], target: int, operand: re.Match, number: Fraction) -> str | None:

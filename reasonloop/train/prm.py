@@ -8,12 +8,13 @@ Labels (Math-Shepherd, Wang et al. 2024), all on the one solve path:
 3. a step's hard label is 1 when any continuation verifies, its soft label the share that
    do; the last step's label is the solution's own verdict.
 
-Extra data (optional, `swaps`): gold template solutions and copies with one operand swapped for
-another question number and every later step recomputed (`evaluate.processbench.corrupt`): each
-step still computes, the solution is wrong from the changed step on. Gold steps are labelled 1,
-a corrupted copy's steps 1 before the change and 0 from it on. These are the wrong-operand errors
-the tiny generator makes and Math-Shepherd's sampled labels hold too few of; the ProcessBench-
-style benchmark is built the same way, so a PRM trained with swaps is not scored on it.
+Extra data (optional, `swaps` / `slips`): wrong copies of the model's own verified-correct
+solutions, in one of which an operand is swapped for another question number (`swaps`) or for
+a number the question does not hold (`slips`), every later step recomputed
+(`evaluate.processbench.corrupt`): the wrong-operand errors the tiny generator makes, labelled 1
+before the changed step and 0 from it on, in the model's own wording (copies of gold template
+solutions taught the PRM the templates' wording instead; docs/search.md). The ProcessBench-style
+benchmark's errors are made the same way: a PRM trained with swaps is not scored on it.
 
 Training: the model with a two-class token head (`AutoModelForTokenClassification`),
 trained by transformers' `Trainer` with cross-entropy at the last token of each step
@@ -36,7 +37,6 @@ from typing import Any, Sequence
 
 from reasonloop.atomic import atomic_write_text
 from reasonloop.errors import ReasonloopError
-from reasonloop.prompts import PromptFormat
 from reasonloop.records import Problem
 from reasonloop.search import SolveSettings
 from reasonloop.search.reward import REWARD_FILE, step_positions
@@ -59,8 +59,9 @@ class PRMSettings(common.TrainSettings):
         temperature, max_new_tokens: sampling of solutions and continuations.
         sample_batch_size: problems per generation batch.
         max_length: tokens of prompt + solution kept (from the end).
-        swaps: operand-swapped copies of each problem's gold solution added to the PRM's data
-            (with the gold solution itself); 0 trains on Math-Shepherd labels alone.
+        swaps: copies of each verified-correct sampled solution with an operand swapped for another
+            question number, added to the PRM's data as wrong from that step on (0: none).
+        slips: copies with an operand replaced by a number the question does not hold (0: none).
     """
 
     kind: str = "prm"
@@ -75,13 +76,15 @@ class PRMSettings(common.TrainSettings):
     epochs: float = 2.0
     lora: bool | str = False
     swaps: int = 0
+    slips: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.kind not in ("prm", "orm"):
             raise ValueError(f"PRMSettings.kind must be 'prm' or 'orm', got {self.kind!r}")
-        if self.swaps < 0:
-            raise ValueError(f"PRMSettings.swaps must be >= 0, got {self.swaps}")
+        for name in ("swaps", "slips"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"PRMSettings.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("solutions", "completions", "max_new_tokens", "sample_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PRMSettings.{name} must be >= 1, got {getattr(self, name)}")
@@ -127,30 +130,31 @@ def shepherd_labels(problems: Sequence[Problem], sampler: CachedSampler, setting
     return labelled
 
 
-def swap_labels(problems: Sequence[Problem], fmt: PromptFormat, swaps: int, *, seed: int = 0) -> list[StepLabels]:
-    """Each problem's gold solution (every step 1) and up to `swaps` distinct operand-swapped copies
-    (steps 0 from the changed one on); problems without a calculator solution give nothing."""
-    from reasonloop.evaluate.processbench import CALL, corrupt
+def corrupted_labels(labels: Sequence[StepLabels], problems: Sequence[Problem], swaps: int, *, slips: int = 0,
+                     seed: int = 0) -> list[StepLabels]:
+    """Wrong copies of the verified-correct labelled solutions: up to `swaps` distinct copies with an
+    operand swapped for another question number and up to `slips` with an operand replaced by a
+    number the question does not hold, later steps recomputed; steps 1 before the change, 0 from it on."""
+    from reasonloop.evaluate.processbench import corrupt
 
     rng = random.Random(seed)
-    labelled = []
-    for problem in problems:
-        text = fmt.render_target(problem.solution, problem.answer) if problem.solution else ""
-        if not CALL.search(text):
+    by_id = {p.id: p for p in problems}
+    copies = []
+    for item in labels:
+        if item.error or not item.outcome:
             continue
-        prompt, gold = fmt.render_prompt(problem.question), split_steps(text)
-        labelled.append(StepLabels(problem.id, prompt, gold, [1] * len(gold), [1.0] * len(gold), outcome=True))
+        text = "".join(item.steps)
         seen = {text}
-        for _ in range(swaps):
-            wrong, _reason = corrupt(problem, text, rng)
+        for slip in [False] * swaps + [True] * slips:
+            wrong, _reason = corrupt(by_id[item.problem_id], text, rng, slip=slip)
             if wrong is None or wrong in seen:
                 continue
             seen.add(wrong)
             steps = split_steps(wrong)
-            first = next((i for i, (a, b) in enumerate(zip(gold, steps)) if a != b), min(len(gold), len(steps)) - 1)
+            first = next((i for i, (a, b) in enumerate(zip(item.steps, steps)) if a != b), min(len(item.steps), len(steps)) - 1)
             hard = [int(i < first) for i in range(len(steps))]
-            labelled.append(StepLabels(problem.id, prompt, steps, hard, [float(h) for h in hard], outcome=False))
-    return labelled
+            copies.append(StepLabels(item.problem_id, item.prompt, steps, hard, [float(h) for h in hard], outcome=False))
+    return copies
 
 
 def training_rows(labels: Sequence[StepLabels], tokenizer: Any, kind: str, max_length: int) -> list[dict]:
@@ -213,8 +217,8 @@ def train_prm(model: str | Path, problems: Sequence[Problem], out_dir: str | Pat
                                    batch_size=settings.sample_batch_size)
     labels = shepherd_labels(problems, sampler, solve_settings, solutions=settings.solutions,
                              completions=settings.completions, caches=caches)
-    if settings.swaps:
-        labels += swap_labels(problems, load_prompt_format(model), settings.swaps, seed=settings.seed)
+    if settings.swaps or settings.slips:
+        labels += corrupted_labels(labels, problems, settings.swaps, slips=settings.slips, seed=settings.seed)
     write_labels(out_dir / LABELS_FILE, labels)
     rows = training_rows(labels, generator.tokenizer, settings.kind, settings.max_length)
     if not rows:
