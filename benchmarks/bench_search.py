@@ -69,7 +69,8 @@ def problem_sets(args):
     confirm = sample(fresh(confirm_seed, args.eval_per_template), args.eval_problems)
     measured = {p.question for p in dev + confirm}  # the reward models never train on a measured question
     label = [p for p in fresh(6 if args.model else 2, args.label_per_template) if p.question not in measured]
-    return train, label, dev, confirm
+    gold = [p for p in fresh(41, args.gold_per_template) if p.question not in measured] if args.gold_swaps else []
+    return train, label, gold, dev, confirm
 
 
 def train_generators(train, args):
@@ -180,6 +181,9 @@ def main() -> None:
     parser.add_argument("--swaps", type=int, default=0, help="wrong copies of each verified-correct labelled solution with an "
                                                                  "operand swapped for another question number (train.prm.corrupted_labels)")
     parser.add_argument("--slips", type=int, default=0, help="... with an operand replaced by a number not in the question")
+    parser.add_argument("--gold-swaps", type=int, default=0, help="template solutions (seed 41, --gold-per-template) and as "
+                                                                      "many swapped copies of each added to the reward models' data")
+    parser.add_argument("--gold-per-template", type=int, default=60)
     parser.add_argument("--confirm-seed", type=int, help="the confirmation set's seed (default 5 with --model, else 1)")
     parser.add_argument("--temperatures", default="0.6,0.8,1.0")
     parser.add_argument("--reuse", action="store_true", help="reuse OUT's generators and reward models if present")
@@ -194,8 +198,8 @@ def main() -> None:
         args.pass_k_n = 4
     OUT = Path(args.out)
     OUT.mkdir(parents=True, exist_ok=True)
-    train, label, dev, confirm = problem_sets(args)
-    report("problems", {"sft": len(train), "label": len(label), "dev": len(dev), "confirm": len(confirm)})
+    train, label, gold, dev, confirm = problem_sets(args)
+    report("problems", {"sft": len(train), "label": len(label), "gold": len(gold), "dev": len(dev), "confirm": len(confirm)})
     if args.model:
         from reasonloop.prompts import load_prompt_format
 
@@ -211,7 +215,7 @@ def main() -> None:
 
     from reasonloop.models import load_generator
     from reasonloop.search.reward import RewardModel, LOADED
-    from reasonloop.train.prm import PRMSettings, fit_reward_model, shepherd_labels, corrupted_labels, training_rows, write_labels
+    from reasonloop.train.prm import PRMSettings, fit_reward_model, shepherd_labels, corrupted_labels, gold_labels, training_rows, write_labels
 
     generator = load_generator(str(main_model), batch_size=256)
     caches = directory_caches(OUT / "cache")
@@ -232,6 +236,11 @@ def main() -> None:
         copies = corrupted_labels(labels, label, args.swaps, slips=args.slips, seed=0)
         report("corrupted_copies", {"solutions": len(copies), "steps": sum(len(i.steps) for i in copies)})
         labels += copies
+    if args.gold_swaps:
+        golds = gold_labels(gold, fmt)
+        copies = corrupted_labels(golds, gold, args.gold_swaps, seed=0)
+        report("gold_copies", {"gold": len(golds), "swapped": len(copies)})
+        labels += golds + copies
     write_labels(OUT / "labels.jsonl", labels)
     prm_settings = PRMSettings(max_steps=args.prm_steps, learning_rate=3e-4, batch_size=32, save_steps=10**6)
     models = {}

@@ -100,18 +100,17 @@ def test_train_prm_is_registered_and_runs_end_to_end(tiny_pair, tmp_path):
 def test_corrupted_copies_of_correct_solutions_are_wrong_from_the_changed_operand_on():
     from dataclasses import replace
 
-    from reasonloop.search.steps import split_steps
+    from reasonloop.records import Problem
     from reasonloop.sources.templates import builtin_templates, generate_problems
-    from reasonloop.train.prm import PRMSettings, StepLabels, corrupted_labels
+    from reasonloop.train.prm import PRMSettings, StepLabels, corrupted_labels, gold_labels
     from reasonloop.verify.extract import extract_answer
     from reasonloop.verify.steps import NUMBER, check_steps
 
     fmt = replace(PLAIN_FORMAT, calculator=True)
     problems = generate_problems(builtin_templates(max_steps=3), per_template=1, seed=6)
-    right = {}
-    for p in problems:  # stand-ins for verified-correct samples: the template's own solution
-        steps = split_steps(fmt.render_target(p.solution, p.answer))
-        right[p.id] = StepLabels(p.id, fmt.render_prompt(p.question), steps, [1] * len(steps), outcome=True)
+    golds = gold_labels([*problems, Problem(question="What is 2 + 3?", answer="5")], fmt)  # stand-ins for right samples
+    assert len(golds) == len(problems) and all(item.hard == [1] * len(item.steps) and item.outcome for item in golds)
+    right = {item.problem_id: item for item in golds}
     wrong_one = replace(right[problems[0].id], outcome=False)
     failed = StepLabels(problems[1].id, "", [], error="the step splitter found no steps in this solution")
     swapped = corrupted_labels([*right.values(), wrong_one, failed], problems, 3, seed=0)

@@ -130,6 +130,18 @@ def shepherd_labels(problems: Sequence[Problem], sampler: CachedSampler, setting
     return labelled
 
 
+def gold_labels(problems: Sequence[Problem], fmt: Any) -> list[StepLabels]:
+    """The problems' own worked solutions (in `fmt`'s target format) as labelled solutions, every step good;
+    problems without a solution give nothing. Sources for `corrupted_labels` where no samples are right."""
+    labelled = []
+    for problem in problems:
+        if problem.solution:
+            steps = split_steps(fmt.render_target(problem.solution, problem.answer))
+            labelled.append(StepLabels(problem.id, fmt.render_prompt(problem.question), steps, [1] * len(steps),
+                                       [1.0] * len(steps), outcome=True))
+    return labelled
+
+
 def corrupted_labels(labels: Sequence[StepLabels], problems: Sequence[Problem], swaps: int, *, slips: int = 0,
                      seed: int = 0) -> list[StepLabels]:
     """Wrong copies of the verified-correct labelled solutions: up to `swaps` distinct copies with an
