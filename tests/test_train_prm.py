@@ -133,5 +133,29 @@ def test_corrupted_copies_of_correct_solutions_are_wrong_from_the_changed_operan
         assert item.hard == [1] * first + [0] * (len(item.steps) - first)
         known = set(NUMBER.findall(by_id[item.problem_id].question + "".join(right[item.problem_id].steps)))
         assert set(NUMBER.findall("".join(item.steps))) - known  # a number from nowhere
-    with pytest.raises(ValueError, match="slips"):
-        PRMSettings(slips=-1)
+    with pytest.raises(ValueError, match="gold_swaps"):
+        PRMSettings(gold_swaps=-1)
+
+
+def test_train_prm_adds_worked_solutions_and_their_swapped_copies(tiny_pair, tmp_path):
+    import shutil
+    from dataclasses import replace
+
+    from reasonloop.records import Problem
+    from reasonloop.train.prm import PRMSettings, train_prm
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_pair[0], model)
+    replace(PLAIN_FORMAT, calculator=True).save(model)
+    problems = [Problem(question=f"Tom has {i} bags of {i + 2} apples and {i + 5} pears. How many fruits?",
+                        answer=str(i * (i + 2) + i + 5),
+                        solution=f"{i} * {i + 2} = <<{i}*{i + 2}={i * (i + 2)}>>{i * (i + 2)} apples.\n"
+                                 f"{i * (i + 2)} + {i + 5} = <<{i * (i + 2)}+{i + 5}={i * (i + 2) + i + 5}>>{i * (i + 2) + i + 5} fruits.")
+                for i in (3, 4)]
+    settings = PRMSettings(solutions=1, completions=1, max_new_tokens=8, max_steps=2, save_steps=1000, gold_swaps=2)
+    train_prm(model, problems, tmp_path / "prm", settings)
+    rows = [json.loads(line) for line in (tmp_path / "prm" / "labels.jsonl").read_text().splitlines()]
+    golds = [row for row in rows if row["outcome"] and all(row["hard"]) and "<<" in "".join(row["steps"])]
+    swapped = [row for row in rows if not row["outcome"] and "<<" in "".join(row["steps"])]
+    assert len(golds) == 2 and 2 <= len(swapped) <= 4
+    assert all(row["hard"][-1] == 0 for row in swapped)

@@ -8,13 +8,14 @@ Labels (Math-Shepherd, Wang et al. 2024), all on the one solve path:
 3. a step's hard label is 1 when any continuation verifies, its soft label the share that
    do; the last step's label is the solution's own verdict.
 
-Extra data (optional, `swaps` / `slips`): wrong copies of the model's own verified-correct
-solutions, in one of which an operand is swapped for another question number (`swaps`) or for
-a number the question does not hold (`slips`), every later step recomputed
-(`evaluate.processbench.corrupt`): the wrong-operand errors the tiny generator makes, labelled 1
-before the changed step and 0 from it on, in the model's own wording (copies of gold template
-solutions taught the PRM the templates' wording instead; docs/search.md). The ProcessBench-style
-benchmark's errors are made the same way: a PRM trained with swaps is not scored on it.
+Extra data (optional, `gold_swaps`; `gold_labels` + `corrupted_labels`): the problems' worked
+solutions, every step good, and copies in which one operand is swapped for another question
+number and every later step recomputed (`evaluate.processbench.corrupt`), good before the
+changed step and wrong from it on: the wrong-operand errors the tiny generator makes.
+`corrupted_labels` also corrupts the model's own right samples, and with `slips` puts a number
+the question lacks in place of the operand; on the development set neither helped best-of-n
+(docs/results.md). The ProcessBench-style benchmark's errors are made the same way: a PRM
+trained with swaps is not scored on it as a learned-from-samples PRM.
 
 Training: the model with a two-class token head (`AutoModelForTokenClassification`),
 trained by transformers' `Trainer` with cross-entropy at the last token of each step
@@ -59,9 +60,8 @@ class PRMSettings(common.TrainSettings):
         temperature, max_new_tokens: sampling of solutions and continuations.
         sample_batch_size: problems per generation batch.
         max_length: tokens of prompt + solution kept (from the end).
-        swaps: copies of each verified-correct sampled solution with an operand swapped for another
-            question number, added to the PRM's data as wrong from that step on (0: none).
-        slips: copies with an operand replaced by a number the question does not hold (0: none).
+        gold_swaps: each problem's worked solution (all steps good) and up to this many copies with an
+            operand swapped for another question number (wrong from that step on) added to the data.
     """
 
     kind: str = "prm"
@@ -75,16 +75,14 @@ class PRMSettings(common.TrainSettings):
     batch_size: int = 16
     epochs: float = 2.0
     lora: bool | str = False
-    swaps: int = 0
-    slips: int = 0
+    gold_swaps: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.kind not in ("prm", "orm"):
             raise ValueError(f"PRMSettings.kind must be 'prm' or 'orm', got {self.kind!r}")
-        for name in ("swaps", "slips"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"PRMSettings.{name} must be >= 0, got {getattr(self, name)}")
+        if self.gold_swaps < 0:
+            raise ValueError(f"PRMSettings.gold_swaps must be >= 0, got {self.gold_swaps}")
         for name in ("solutions", "completions", "max_new_tokens", "sample_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PRMSettings.{name} must be >= 1, got {getattr(self, name)}")
@@ -229,8 +227,9 @@ def train_prm(model: str | Path, problems: Sequence[Problem], out_dir: str | Pat
                                    batch_size=settings.sample_batch_size)
     labels = shepherd_labels(problems, sampler, solve_settings, solutions=settings.solutions,
                              completions=settings.completions, caches=caches)
-    if settings.swaps or settings.slips:
-        labels += corrupted_labels(labels, problems, settings.swaps, slips=settings.slips, seed=settings.seed)
+    if settings.gold_swaps:
+        golds = gold_labels(problems, load_prompt_format(model))
+        labels += golds + corrupted_labels(golds, problems, settings.gold_swaps, seed=settings.seed)
     write_labels(out_dir / LABELS_FILE, labels)
     rows = training_rows(labels, generator.tokenizer, settings.kind, settings.max_length)
     if not rows:
