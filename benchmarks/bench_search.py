@@ -8,7 +8,7 @@
    trained on them (`reasonloop.train.prm`).
 4. The ProcessBench-style benchmark on the confirmation set's templates: rule, ORM, PRM F1.
 5. Temperature chosen on the development set (maj@n over `--temperatures`); then on the
-   confirmation set: greedy, pass@k, majority, best-of-n (PRM min / ORM), weighted vote at n
+   confirmation set: greedy, pass@k, majority, checked vote, best-of-n (PRM min / ORM), weighted vote at n
    samples, and beam, MCTS, refine, MMA at the samples' mean token count per problem;
    McNemar against greedy.
 
@@ -105,12 +105,14 @@ def report_coverage(samples) -> None:
     ks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256) if k <= min(n for n, _ in counts)]
     coverage = [sum(pass_at_k(n, c, k) for n, c in counts) / len(counts) for k in ks]
     report("pass_at_k", {str(k): round(100 * c, 1) for k, c in zip(ks, coverage)})
+    if sum(0 < c < 1 for c in coverage) < 2:
+        return report("coverage_fit", "not fitted: fewer than 2 pass@k values strictly between 0 and 1")
     a, b = coverage_fit(ks, coverage)
     report("coverage_fit", {"a": round(a, 4), "b": round(b, 4), "formula": "exp(a * k**b)",
                             "fitted": {str(k): round(100 * math.exp(a * k ** b), 1) for k in ks}})
 
 
-STRATEGY_ROWS = ("greedy", "majority", "best_of_n_prm_min", "best_of_n_prm_product", "best_of_n_orm", "weighted_vote_prm",
+STRATEGY_ROWS = ("greedy", "majority", "checked_vote", "best_of_n_prm_min", "best_of_n_prm_product", "best_of_n_orm", "weighted_vote_prm",
                  "best_of_n_chosen_on_dev",
                  "beam", "mcts", "mcts_second_model", "refine", "mma")
 
@@ -307,6 +309,7 @@ def measure(args, generator, caches, base, fmt, confirm, dev, models, other_mode
     other = load_generator(str(other_model), batch_size=256)
     mcts = f"mcts:reward_model={models['prm']},iterations=24,expand=2"
     runs = [("majority", "majority", generator),
+            ("checked_vote", "checked_vote", generator),
             ("best_of_n_prm_min", f"best_of_n:reward_model={models['prm']},aggregate=min", generator),
             ("best_of_n_prm_product", f"best_of_n:reward_model={models['prm']},aggregate=product", generator),
             ("best_of_n_orm", f"best_of_n:reward_model={models['orm']}", generator),
@@ -321,7 +324,7 @@ def measure(args, generator, caches, base, fmt, confirm, dev, models, other_mode
     for name, strategy, model in runs:
         if name.split("_")[0] in skip:
             continue
-        matched = not name.startswith(("majority", "best", "weighted"))
+        matched = not name.startswith(("majority", "checked", "best", "weighted"))
         settings = replace(sampled, strategy=strategy, budget=budget if matched else None)
         started = time.perf_counter()
         solved = solve(confirm, model, settings, prompt_format=fmt, caches=caches)

@@ -1,7 +1,7 @@
 """Reward-model and step-level strategies on a scripted generator and a scripted reward model:
 what they choose, what they spend, the trees they record, and bad input."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -166,3 +166,33 @@ def test_eval_with_a_reward_strategy_saves_rewards_and_recomputes_its_choice_fro
     assert metrics["maj_at_k"]["4"] == pytest.approx(2 / 3)  # 2-2 ties go to the first sample, right for 2 of 3
     run = read_run(tmp_path / "run")
     assert sorted({a.reward for a in run.attempts}) == [0.2, 0.5]
+
+
+@dataclass
+class CopySlips:
+    """Three samples multiply by a number the question does not hold (17 * 18), the fourth is right;
+    with `all_slip` every sample slips."""
+
+    all_slip: bool = False
+    tokenizer: object = None
+
+    def fingerprint(self) -> str:
+        return f"slips-{self.all_slip}"
+
+    def generate_requests(self, requests):
+        right = " 17 * 16 = <<17*16=272>>272 apples.\n#### 272"
+        slips = [" 17 * 18 = <<17*18=306>>306 apples.\n#### 306", " 17 * 19 = <<17*19=323>>323 apples.\n#### 323"]
+        replies = [slips[0], slips[0], slips[1], slips[1] if self.all_slip else right]
+        return [[Completion(replies[j % 4], 9) for j in range(params.n)] for _, params in requests]
+
+
+def test_checked_vote_votes_among_the_samples_the_step_check_passes():
+    problem = [Problem(question="Tom has 17 bags of 16 apples. How many apples does he have?", answer="272")]
+    settings = SolveSettings(strategy="checked_vote", n=4, temperature=0.8)
+    checked = solve(problem, CopySlips(), settings, prompt_format=PLAIN_FORMAT)
+    assert checked.correct() == [True] and [a.reward for a in checked.results[0].candidates] == [0.0, 0.0, 0.0, 1.0]
+    assert checked.results[0].reward_calls == 0
+    majority = solve(problem, CopySlips(), replace(settings, strategy="majority"), prompt_format=PLAIN_FORMAT)
+    assert majority.correct() == [False]  # 306 has two votes
+    fallback = solve(problem, CopySlips(all_slip=True), settings, prompt_format=PLAIN_FORMAT)
+    assert fallback.results[0].candidates[fallback.chosen[0]].completion.endswith("#### 306")  # none passes: plain majority

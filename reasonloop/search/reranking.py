@@ -1,8 +1,9 @@
-"""Strategies that draw independent samples and rank them with a reward model:
-`best_of_n` and `weighted_vote`.
+"""Strategies that draw independent samples and rank them with a reward model, `best_of_n` and
+`weighted_vote`, or with the calculator step check, `checked_vote`.
 
     reasonloop eval --strategy best_of_n:reward_model=runs/prm,aggregate=min --n 16 ...
     reasonloop eval --strategy weighted_vote:reward_model=runs/orm --n 16 ...
+    reasonloop eval --strategy checked_vote --n 16 ...
 
 Each candidate's score is stored on it (`Attempt.reward`) and the choice reads only those
 scores and the candidates' own answers — never the reference.
@@ -17,7 +18,8 @@ from typing import Sequence
 from reasonloop.records import Problem, Verdict
 from reasonloop.search.base import Sampler, SolveSettings, StrategyError, StrategyResult, register_strategy
 from reasonloop.search.reward import AGGREGATES, best_rewarded, load_reward_model, reward_candidates
-from reasonloop.search.simple import Sampled, answer_key
+from reasonloop.search.simple import Majority, Sampled, answer_key
+from reasonloop.verify.steps import check_steps
 
 
 @dataclass(frozen=True)
@@ -78,3 +80,26 @@ class WeightedVote(Reranked):
             return None
         top = max(weight, key=lambda key: (weight[key], -best[key]))
         return best[top]
+
+
+@register_strategy("checked_vote")
+class CheckedVote(Majority):
+    """n samples; majority vote over the samples whose calculator steps pass the step check
+    (`verify.steps`: every operand from the question or an earlier result, results restated as
+    computed, the final answer the last result), over all samples where no answered one passes.
+    A candidate's reward is 1.0 when it passes, 0.0 when not; no model is called."""
+
+    def run(self, problems: Sequence[Problem], sampler: Sampler, settings: SolveSettings) -> list[StrategyResult]:
+        results = super().run(problems, sampler, settings)
+        for problem, result in zip(problems, results):
+            for attempt in result.candidates:
+                if not attempt.error:
+                    attempt.reward = float(check_steps(problem.question, attempt.completion).consistent)
+        return results
+
+    def select(self, verdicts: Sequence[Verdict], rewards: Sequence[float | None] | None = None) -> int | None:
+        passed = [i for i, reward in enumerate(rewards or []) if reward == 1.0
+                  and verdicts[i].status in ("correct", "incorrect") and answer_key(verdicts[i].extracted)]
+        pool = passed or list(range(len(verdicts)))
+        chosen = super().select([verdicts[i] for i in pool])
+        return None if chosen is None else pool[chosen]
