@@ -80,13 +80,17 @@ def main() -> None:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        if is_usage_error(exc):
             exc.show()
             sys.exit(exc.exit_code)
         raise
+
+
+def is_usage_error(exc: Exception) -> bool:
+    """A click usage error (unknown option, bad value), which carries its own message and exit code:
+    click's own class or the copy of click that typer >= 0.24 vendors (`typer._click`)."""
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
 
 
 if __name__ == "__main__":

@@ -139,3 +139,10 @@ def test_eval_last_number_fallback_counts_bare_numbers(tmp_path, gsm8k_path):
     verdicts = [json.loads(line) for line in (tmp_path / "run" / "verdicts.jsonl").read_text().splitlines()]
     assert sorted((v["rule"], v["verifier"].endswith("+last-number")) for v in verdicts) == (
         [("final-form", True)] * 5 + [("last-number", True)] * 5)
+
+
+def test_an_unknown_option_is_a_usage_error_not_a_traceback():
+    result = subprocess.run([sys.executable, "-m", "reasonloop.cli", "eval", "--model", "m", "--temperature", "0.6"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "No such option: --temperature" in result.stderr and "Traceback" not in result.stderr
