@@ -87,7 +87,8 @@ def corrupt(problem: Problem, text: str, rng: random.Random, *, slip: bool = Fal
     rng.shuffle(targets)
     reason = "no other question number"
     for index, operand in targets:
-        for number in slip_numbers(text, problem.question, operand.group(), rng) if slip else rng.sample(question_numbers, len(question_numbers)):
+        numbers = slip_numbers(text, problem.question, operand.group(), rng) if slip else rng.sample(question_numbers, len(question_numbers))
+        for number in numbers:
             if number == as_number(operand.group()):
                 continue
             result = recompute(text, calls, index, operand, number)

@@ -13,9 +13,10 @@ solutions, every step good, and copies in which one operand is swapped for anoth
 number and every later step recomputed (`evaluate.processbench.corrupt`), good before the
 changed step and wrong from it on: the wrong-operand errors the tiny generator makes.
 `corrupted_labels` also corrupts the model's own right samples, and with `slips` puts a number
-the question lacks in place of the operand; on the development set neither helped best-of-n
-(docs/results.md). The ProcessBench-style benchmark's errors are made the same way: a PRM
-trained with swaps is not scored on it as a learned-from-samples PRM.
+the question lacks in place of the operand; on the development set neither helped best-of-n,
+and the development set's best mix (Math-Shepherd labels + gold swaps) fell below greedy on the
+confirmation set (docs/results.md). The ProcessBench-style benchmark's errors are made the same
+way: a PRM trained with swaps is not scored on it as a learned-from-samples PRM.
 
 Training: the model with a two-class token head (`AutoModelForTokenClassification`),
 trained by transformers' `Trainer` with cross-entropy at the last token of each step
@@ -38,6 +39,7 @@ from typing import Any, Sequence
 
 from reasonloop.atomic import atomic_write_text
 from reasonloop.errors import ReasonloopError
+from reasonloop.prompts import PromptFormat
 from reasonloop.records import Problem
 from reasonloop.search import SolveSettings
 from reasonloop.search.reward import REWARD_FILE, step_positions
@@ -128,7 +130,7 @@ def shepherd_labels(problems: Sequence[Problem], sampler: CachedSampler, setting
     return labelled
 
 
-def gold_labels(problems: Sequence[Problem], fmt: Any) -> list[StepLabels]:
+def gold_labels(problems: Sequence[Problem], fmt: PromptFormat) -> list[StepLabels]:
     """The problems' own worked solutions (in `fmt`'s target format) as labelled solutions, every step good;
     problems without a solution give nothing. Sources for `corrupted_labels` where no samples are right."""
     labelled = []
