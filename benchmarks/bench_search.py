@@ -190,6 +190,8 @@ def main() -> None:
     parser.add_argument("--temperatures", default="0.6,0.8,1.0")
     parser.add_argument("--reuse", action="store_true", help="reuse OUT's generators and reward models if present")
     parser.add_argument("--skip", default="", help="comma-separated phases to skip: mma,mcts,beam,refine")
+    parser.add_argument("--dev-only", action="store_true", help="stop after the development-set choices: nothing is "
+                                                                    "measured on the confirmation set")
     parser.add_argument("--figures-only", action="store_true", help="redraw OUT's figures from OUT/results.json and stop")
     args = parser.parse_args()
     if args.figures_only:
@@ -278,17 +280,6 @@ def measure(args, generator, caches, base, fmt, confirm, dev, models, other_mode
     from reasonloop.models import load_generator
     from reasonloop.search.reward import LOADED
 
-    items, dropped = build_benchmark(confirm, fmt, seed=0)
-    labels_ = [i.label for i in items]
-    bench = {"items": len(items), "dropped": dropped, "rule": processbench_f1(labels_, rule_predictions(items))}
-    for kind, path in models.items():
-        bench[kind] = processbench_f1(labels_, reward_predictions(LOADED[path], items))
-    report("processbench", bench)
-
-    greedy = solve(confirm, generator, replace(base, strategy="greedy", n=1, temperature=0.0), prompt_format=fmt, caches=caches)
-    greedy_marks = greedy.correct()
-    report("greedy", solved_row("greedy", greedy))
-
     temps = [float(t) for t in args.temperatures.split(",")]
     dev_scores = {}
     for temperature in temps:
@@ -300,6 +291,23 @@ def measure(args, generator, caches, base, fmt, confirm, dev, models, other_mode
 
     sampled = replace(base, n=args.n, temperature=temperature)
     ranked = choose_reward_ranking(dev, generator, sampled, fmt, caches, models)
+    dev_baselines = {name: solve(dev, generator, replace(sampled, strategy=name, **({"n": 1, "temperature": 0.0} if name == "greedy" else {})),
+                                 prompt_format=fmt, caches=caches).accuracy() for name in ("greedy", "majority", "checked_vote")}
+    report("dev_baselines", {name: round(100 * score, 1) for name, score in dev_baselines.items()})
+    if args.dev_only:
+        return
+
+    items, dropped = build_benchmark(confirm, fmt, seed=0)
+    labels_ = [i.label for i in items]
+    bench = {"items": len(items), "dropped": dropped, "rule": processbench_f1(labels_, rule_predictions(items))}
+    for kind, path in models.items():
+        bench[kind] = processbench_f1(labels_, reward_predictions(LOADED[path], items))
+    report("processbench", bench)
+
+    greedy = solve(confirm, generator, replace(base, strategy="greedy", n=1, temperature=0.0), prompt_format=fmt, caches=caches)
+    greedy_marks = greedy.correct()
+    report("greedy", solved_row("greedy", greedy))
+
     samples = solve(confirm, generator, replace(sampled, strategy="sample"), prompt_format=fmt, caches=caches)
     report_coverage(solve(confirm, generator, replace(sampled, strategy="sample", n=max(args.n, args.pass_k_n)),
                           prompt_format=fmt, caches=caches))
