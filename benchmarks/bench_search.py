@@ -291,9 +291,11 @@ def measure(args, generator, caches, base, fmt, confirm, dev, models, other_mode
 
     sampled = replace(base, n=args.n, temperature=temperature)
     ranked = choose_reward_ranking(dev, generator, sampled, fmt, caches, models)
-    dev_baselines = {name: solve(dev, generator, replace(sampled, strategy=name, **({"n": 1, "temperature": 0.0} if name == "greedy" else {})),
-                                 prompt_format=fmt, caches=caches).accuracy() for name in ("greedy", "majority", "checked_vote")}
-    report("dev_baselines", {name: round(100 * score, 1) for name, score in dev_baselines.items()})
+    greedy_settings = replace(base, strategy="greedy", n=1, temperature=0.0)
+    baselines = {"greedy": greedy_settings, "majority": replace(sampled, strategy="majority"),
+                 "checked_vote": replace(sampled, strategy="checked_vote")}
+    report("dev_baselines", {name: round(100 * solve(dev, generator, settings, prompt_format=fmt, caches=caches).accuracy(), 1)
+                             for name, settings in baselines.items()})
     if args.dev_only:
         return
 
@@ -304,7 +306,7 @@ def measure(args, generator, caches, base, fmt, confirm, dev, models, other_mode
         bench[kind] = processbench_f1(labels_, reward_predictions(LOADED[path], items))
     report("processbench", bench)
 
-    greedy = solve(confirm, generator, replace(base, strategy="greedy", n=1, temperature=0.0), prompt_format=fmt, caches=caches)
+    greedy = solve(confirm, generator, greedy_settings, prompt_format=fmt, caches=caches)
     greedy_marks = greedy.correct()
     report("greedy", solved_row("greedy", greedy))
 

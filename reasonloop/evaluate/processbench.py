@@ -70,10 +70,14 @@ def build_benchmark(problems: Sequence[Problem], fmt: PromptFormat, *, seed: int
         if corrupted is None:
             dropped[reason] += 1
             continue
-        original, changed = split_steps(text), split_steps(corrupted)
-        label = next(i for i, (a, b) in enumerate(zip(original, changed)) if a != b)
-        items.append(BenchItem(problem.id, problem.question, prompt, changed, label))
+        changed = split_steps(corrupted)
+        items.append(BenchItem(problem.id, problem.question, prompt, changed, first_changed_step(split_steps(text), changed)))
     return items, dropped
+
+
+def first_changed_step(original: Sequence[str], changed: Sequence[str]) -> int:
+    """Index of the first step `changed` differs in (its last shared index if one is a prefix of the other)."""
+    return next((i for i, (a, b) in enumerate(zip(original, changed)) if a != b), min(len(original), len(changed)) - 1)
 
 
 def corrupt(problem: Problem, text: str, rng: random.Random, *, slip: bool = False) -> tuple[str | None, str]:

@@ -18,7 +18,7 @@ from typing import Sequence
 from reasonloop.records import Problem, Verdict
 from reasonloop.search.base import Sampler, SolveSettings, StrategyError, StrategyResult, register_strategy
 from reasonloop.search.reward import AGGREGATES, best_rewarded, load_reward_model, reward_candidates
-from reasonloop.search.simple import Majority, Sampled, answer_key
+from reasonloop.search.simple import Majority, Sampled, vote_key
 from reasonloop.verify.steps import check_steps
 
 
@@ -70,7 +70,7 @@ class WeightedVote(Reranked):
         weight: dict[str, float] = defaultdict(float)
         best: dict[str, int] = {}
         for index, (verdict, reward) in enumerate(zip(verdicts, rewards or [])):
-            key = answer_key(verdict.extracted) if verdict.status in ("correct", "incorrect") else None
+            key = vote_key(verdict)
             if key is None or reward is None:
                 continue
             weight[key] += reward
@@ -98,8 +98,7 @@ class CheckedVote(Majority):
         return results
 
     def select(self, verdicts: Sequence[Verdict], rewards: Sequence[float | None] | None = None) -> int | None:
-        passed = [i for i, reward in enumerate(rewards or []) if reward == 1.0
-                  and verdicts[i].status in ("correct", "incorrect") and answer_key(verdicts[i].extracted)]
+        passed = [i for i, reward in enumerate(rewards or []) if reward == 1.0 and vote_key(verdicts[i]) is not None]
         pool = passed or list(range(len(verdicts)))
         chosen = super().select([verdicts[i] for i in pool])
         return None if chosen is None else pool[chosen]

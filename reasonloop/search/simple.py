@@ -20,6 +20,11 @@ def answer_key(extracted: str | None) -> str | None:
     return format_number(extracted.strip())
 
 
+def vote_key(verdict: Verdict) -> str | None:
+    """The answer a graded sample votes for; None (abstains) when it was not graded or gave no answer."""
+    return answer_key(verdict.extracted) if verdict.status in ("correct", "incorrect") else None
+
+
 @register_strategy("greedy")
 class Greedy(SampledStrategy):
     """One sample at temperature 0."""
@@ -56,7 +61,7 @@ class Majority(Sampled):
         votes: Counter[str] = Counter()
         first: dict[str, int] = {}
         for index, verdict in enumerate(verdicts):
-            key = answer_key(verdict.extracted) if verdict.status in ("correct", "incorrect") else None
+            key = vote_key(verdict)
             if key is not None:
                 votes[key] += 1
                 first.setdefault(key, index)

@@ -147,7 +147,7 @@ def corrupted_labels(labels: Sequence[StepLabels], problems: Sequence[Problem], 
     """Wrong copies of the verified-correct labelled solutions: up to `swaps` distinct copies with an
     operand swapped for another question number and up to `slips` with an operand replaced by a
     number the question does not hold, later steps recomputed; steps 1 before the change, 0 from it on."""
-    from reasonloop.evaluate.processbench import corrupt
+    from reasonloop.evaluate.processbench import corrupt, first_changed_step
 
     rng = random.Random(seed)
     by_id = {p.id: p for p in problems}
@@ -163,7 +163,7 @@ def corrupted_labels(labels: Sequence[StepLabels], problems: Sequence[Problem], 
                 continue
             seen.add(wrong)
             steps = split_steps(wrong)
-            first = next((i for i, (a, b) in enumerate(zip(item.steps, steps)) if a != b), min(len(item.steps), len(steps)) - 1)
+            first = first_changed_step(item.steps, steps)
             hard = [int(i < first) for i in range(len(steps))]
             copies.append(StepLabels(item.problem_id, item.prompt, steps, hard, [float(h) for h in hard], outcome=False))
     return copies
