@@ -66,7 +66,10 @@ def problem_sets(args):
     # cover only the first few templates
     dev = sample(fresh(3, args.eval_per_template), args.dev_problems)
     confirm_seed = args.confirm_seed if args.confirm_seed is not None else 5 if args.model else 1
-    confirm = sample(fresh(confirm_seed, args.eval_per_template), args.eval_problems)
+    # a template can repeat a question across seeds: the confirmation set leaves out the development
+    # set's questions (after sampling, so the kept problems are those of the same draw)
+    chosen = {p.question for p in dev}
+    confirm = [p for p in sample(fresh(confirm_seed, args.eval_per_template), args.eval_problems) if p.question not in chosen]
     measured = {p.question for p in dev + confirm}  # the reward models never train on a measured question
     label = [p for p in fresh(6 if args.model else 2, args.label_per_template) if p.question not in measured]
     gold = [p for p in fresh(41, args.gold_per_template) if p.question not in measured] if args.gold_swaps else []
@@ -203,7 +206,8 @@ def main() -> None:
     OUT = Path(args.out)
     OUT.mkdir(parents=True, exist_ok=True)
     train, label, gold, dev, confirm = problem_sets(args)
-    report("problems", {"sft": len(train), "label": len(label), "gold": len(gold), "dev": len(dev), "confirm": len(confirm)})
+    report("problems", {"sft": len(train), "label": len(label), "gold": len(gold), "dev": len(dev), "confirm": len(confirm),
+                        "dev_confirm_overlap": len({p.question for p in dev} & {p.question for p in confirm})})
     if args.model:
         from reasonloop.prompts import load_prompt_format
 
